@@ -1,0 +1,37 @@
+# actas: `make run` starts the product, `make test` runs every check.
+# Both work on a fresh Debian machine: they create .venv and install what is missing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the server on SQLite (./.actas), with the API docs at /docs
+run: $(STAMP)
+	$(BIN)/actas serve
+
+## test: lint, type-check, and the whole suite on SQLite and PostgreSQL
+test: $(STAMP) system-deps lint typecheck pytest
+
+system-deps:
+	scripts/install-system-deps postgresql
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .actas .pytest_cache .mypy_cache .ruff_cache test-artifacts

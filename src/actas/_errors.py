@@ -1,0 +1,192 @@
+"""The one exception root of actas, and every error it raises.
+
+Each leaf has a stable snake_case ``code``. The server returns it in Clerk's
+error envelope, ``{"errors": [{"code", "message", "long_message", "meta"}]}``,
+with the class's ``http_status``; applications may match on it. Context
+travels as ``meta`` (never a secret).
+
+    ActasError                          actas_error            500
+    ├── InvalidRequest                  invalid_request        400
+    │   ├── MalformedRequestBody        malformed_request_body 400
+    │   ├── FormParamInvalid            form_param_*           422
+    │   ├── IdentifierExists            form_identifier_exists 422
+    │   └── SessionNotActive            session_not_active     400
+    ├── AuthenticationFailed            authentication_failed  401
+    │   ├── SecretKeyMissing            authorization_header_missing
+    │   ├── SecretKeyInvalid            authentication_invalid
+    │   ├── InvalidCredentials          form_credentials_invalid 422
+    │   └── SignedOut                   signed_out
+    ├── PermissionDenied                permission_denied      403
+    │   ├── OriginNotAllowed            origin_invalid
+    │   ├── NonSimpleRequestRequired    request_header_missing
+    │   └── UserBanned                  user_banned
+    ├── ResourceNotFound                resource_not_found     404
+    ├── RequestTooLarge                 request_body_too_large 413
+    └── ConfigurationInvalid            configuration_invalid  (raised at start-up)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "ActasError",
+    "AuthenticationFailed",
+    "ConfigurationInvalid",
+    "FormParamInvalid",
+    "IdentifierExists",
+    "InvalidCredentials",
+    "InvalidRequest",
+    "MalformedRequestBody",
+    "NonSimpleRequestRequired",
+    "OriginNotAllowed",
+    "PermissionDenied",
+    "RequestTooLarge",
+    "ResourceNotFound",
+    "SecretKeyInvalid",
+    "SecretKeyMissing",
+    "SessionNotActive",
+    "SignedOut",
+    "UserBanned",
+]
+
+
+class ActasError(Exception):
+    """Root of every actas error: a stable ``code``, a human message, context."""
+
+    code: ClassVar[str] = "actas_error"
+    http_status: ClassVar[int] = 500
+    default_message: ClassVar[str] = "Something went wrong inside actas."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        long_message: str | None = None,
+        code: str | None = None,
+        **meta: Any,
+    ) -> None:
+        self.message = message or self.default_message
+        self.long_message = long_message or self.message
+        if code is not None:
+            self.code = code  # type: ignore[misc]  # a leaf may refine its code per instance
+        self.meta: dict[str, Any] = meta
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as one entry of Clerk's ``errors`` array."""
+        return {
+            "code": self.code,
+            "message": self.message,
+            "long_message": self.long_message,
+            "meta": self.meta,
+        }
+
+
+class InvalidRequest(ActasError):
+    code = "invalid_request"
+    http_status = 400
+    default_message = "The request is invalid."
+
+
+class MalformedRequestBody(InvalidRequest):
+    code = "malformed_request_body"
+    default_message = "The request body is not valid JSON."
+
+
+class FormParamInvalid(InvalidRequest):
+    """A parameter is missing, unknown, or has the wrong type or value.
+
+    ``code`` is one of ``form_param_missing``, ``form_param_unknown``,
+    ``form_param_format_invalid``, ``form_param_value_invalid``; ``meta`` names
+    the parameter as ``param_name``.
+    """
+
+    code = "form_param_value_invalid"
+    http_status = 422
+    default_message = "A parameter is invalid."
+
+
+class IdentifierExists(InvalidRequest):
+    code = "form_identifier_exists"
+    http_status = 422
+    default_message = "That identifier is already taken."
+
+
+class SessionNotActive(InvalidRequest):
+    """The session ended, was revoked, expired or was abandoned; ``meta.status`` says which."""
+
+    code = "session_not_active"
+    default_message = "This session is no longer active."
+
+
+class AuthenticationFailed(ActasError):
+    code = "authentication_failed"
+    http_status = 401
+    default_message = "Authentication failed."
+
+
+class SecretKeyMissing(AuthenticationFailed):
+    code = "authorization_header_missing"
+    default_message = "The Authorization header is missing."
+
+
+class SecretKeyInvalid(AuthenticationFailed):
+    code = "authentication_invalid"
+    default_message = "The secret key is not valid."
+
+
+class InvalidCredentials(AuthenticationFailed):
+    # One code for "no such user" and "wrong password", so that sign-in
+    # does not tell an attacker which email addresses have accounts. 422 like
+    # Clerk's form errors: the form is wrong, the browser is not signed out.
+    code = "form_credentials_invalid"
+    http_status = 422
+    default_message = "The email address or password is incorrect."
+
+
+class SignedOut(AuthenticationFailed):
+    code = "signed_out"
+    default_message = "This browser is not signed in."
+
+
+class PermissionDenied(ActasError):
+    code = "permission_denied"
+    http_status = 403
+    default_message = "You are not allowed to do this."
+
+
+class OriginNotAllowed(PermissionDenied):
+    code = "origin_invalid"
+    default_message = "The request's Origin is not one of the allowed origins."
+
+
+class NonSimpleRequestRequired(PermissionDenied):
+    code = "request_header_missing"
+    default_message = (
+        "State-changing requests must be sent with Content-Type: application/json."
+    )
+
+
+class UserBanned(PermissionDenied):
+    code = "user_banned"
+    default_message = "This account is banned."
+
+
+class ResourceNotFound(ActasError):
+    code = "resource_not_found"
+    http_status = 404
+    default_message = "Not found."
+
+
+class RequestTooLarge(ActasError):
+    code = "request_body_too_large"
+    http_status = 413
+    default_message = "The request body is too large."
+
+
+class ConfigurationInvalid(ActasError):
+    """A setting (environment variable or CLI flag) has a value actas cannot use."""
+
+    code = "configuration_invalid"
+    default_message = "The configuration is invalid."

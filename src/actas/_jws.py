@@ -1,0 +1,76 @@
+"""JSON Web Signature (RFC 7515), compact serialization, for the algorithms actas uses.
+
+Written on top of ``cryptography`` rather than through a JWT library on
+purpose: minting and verifying session tokens is the hot path of both the
+server and the SDK, and a JWT library's generic claim machinery costs more
+than the signature itself. What is here is deliberately small (three
+algorithms, compact form only) and is checked against PyJWT in the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, Literal
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+Algorithm = Literal["RS256", "ES256", "EdDSA"]
+ALGORITHMS: tuple[Algorithm, ...] = ("RS256", "ES256", "EdDSA")
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def json_segment(value: dict[str, Any]) -> str:
+    return b64url_encode(json.dumps(value, separators=(",", ":"), sort_keys=False).encode())
+
+
+def sign(private_key: PrivateKey, alg: Algorithm, signing_input: bytes) -> bytes:
+    """Sign ``signing_input`` (``header.payload``) and return the raw JWS signature."""
+    if alg == "RS256" and isinstance(private_key, rsa.RSAPrivateKey):
+        return private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+    if alg == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey):
+        # JWS wants r || s, each 32 bytes, not the DER that cryptography returns.
+        r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if alg == "EdDSA" and isinstance(private_key, ed25519.Ed25519PrivateKey):
+        return private_key.sign(signing_input)
+    raise ValueError(f"key type {type(private_key).__name__} cannot sign {alg}")
+
+
+def encode_compact(header: dict[str, Any], payload: dict[str, Any], private_key: PrivateKey,
+                   alg: Algorithm) -> str:
+    """Serialize and sign a JWS in compact form; ``header["alg"]`` is set from ``alg``."""
+    signing_input = f"{json_segment({**header, 'alg': alg})}.{json_segment(payload)}"
+    signature = sign(private_key, alg, signing_input.encode("ascii"))
+    return f"{signing_input}.{b64url_encode(signature)}"
+
+
+def _int_b64(value: int, length: int | None = None) -> str:
+    size = length if length is not None else max(1, (value.bit_length() + 7) // 8)
+    return b64url_encode(value.to_bytes(size, "big"))
+
+
+def public_jwk(public_key: PublicKey, *, kid: str, alg: Algorithm) -> dict[str, str]:
+    """The RFC 7517 JSON Web Key of a public key, for JWKS documents."""
+    base = {"kid": kid, "alg": alg, "use": "sig"}
+    if isinstance(public_key, rsa.RSAPublicKey):
+        numbers = public_key.public_numbers()
+        return {"kty": "RSA", **base, "n": _int_b64(numbers.n), "e": _int_b64(numbers.e)}
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        point = public_key.public_numbers()
+        return {"kty": "EC", **base, "crv": "P-256",
+                "x": _int_b64(point.x, 32), "y": _int_b64(point.y, 32)}
+    raw = public_key.public_bytes_raw()
+    return {"kty": "OKP", **base, "crv": "Ed25519", "x": b64url_encode(raw)}

@@ -1,0 +1,52 @@
+"""The ASGI application: Backend API, Frontend API and discovery, on one server."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+import actas
+from actas.server import backend_api, frontend_api
+from actas.server.http import errors
+from actas.server.http.limits import BodySizeLimit
+from actas.server.instance import Instance
+
+DESCRIPTION = """\
+**Backend API** (`Authorization: Bearer sk_…`): users, sessions, JWKS, in the
+shapes of Clerk's Backend API.
+
+**Frontend API** (the `__client` cookie; state changes need an allowed
+`Origin` and `Content-Type: application/json`): sign-up, sign-in, the current
+client, session tokens.
+
+Every error is `{"errors": [{"code", "message", "long_message", "meta"}]}`.
+"""
+
+
+def create_app(instance: Instance) -> FastAPI:
+    app = FastAPI(
+        title="actas",
+        version=actas.__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.instance = instance
+    errors.install(app)
+    app.include_router(backend_api.router)
+    app.include_router(frontend_api.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=sorted(instance.settings.trusted_origins),
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=instance.settings.max_body_bytes)
+    return app

@@ -1,0 +1,170 @@
+"""Backend API: users (create, list, count, get, update, delete, ban, unban)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from actas.server import users
+from actas.server.http.origins import instance_of
+from actas.server.resources import DeletedObject, UserObject, user_object
+
+router = APIRouter(tags=["Users"])
+
+Metadata = Annotated[dict[str, Any], Field(description="Arbitrary JSON, at most 8 KiB.")]
+
+
+class CreateUserBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email_address: list[Annotated[str, Field(max_length=320)]] | None = None
+    username: Annotated[str, Field(max_length=64)] | None = None
+    password: Annotated[str, Field(max_length=1024)] | None = None
+    first_name: Annotated[str, Field(max_length=256)] | None = None
+    last_name: Annotated[str, Field(max_length=256)] | None = None
+    external_id: Annotated[str, Field(max_length=256)] | None = None
+    public_metadata: Metadata | None = None
+    private_metadata: Metadata | None = None
+    unsafe_metadata: Metadata | None = None
+    skip_password_checks: bool | None = Field(
+        None, description="Accepted for Clerk compatibility; actas always checks length.")
+    skip_password_requirement: bool | None = Field(
+        None, description="Accepted for Clerk compatibility; a password is always optional.")
+
+
+class UpdateUserBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Annotated[str, Field(max_length=64)] | None = None
+    password: Annotated[str, Field(max_length=1024)] | None = None
+    first_name: Annotated[str, Field(max_length=256)] | None = None
+    last_name: Annotated[str, Field(max_length=256)] | None = None
+    external_id: Annotated[str, Field(max_length=256)] | None = None
+    primary_email_address_id: str | None = None
+    public_metadata: Metadata | None = None
+    private_metadata: Metadata | None = None
+    unsafe_metadata: Metadata | None = None
+    skip_password_checks: bool | None = None
+
+
+class UserPage(BaseModel):
+    data: list[UserObject]
+    total_count: int
+
+
+class TotalCount(BaseModel):
+    object: str = "total_count"
+    total_count: int
+
+
+def _query(
+    limit: Annotated[int, Query(ge=1, le=500)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    order_by: Annotated[str, Query(max_length=40)] = "-created_at",
+    query: Annotated[str | None, Query(max_length=256)] = None,
+    email_address: Annotated[list[str] | None, Query()] = None,
+    user_id: Annotated[list[str] | None, Query()] = None,
+    username: Annotated[list[str] | None, Query()] = None,
+    banned: bool | None = None,
+) -> users.UserQuery:
+    return users.UserQuery(limit=limit, offset=offset, order_by=order_by, query=query,
+                           email_addresses=email_address or (), user_ids=user_id or (),
+                           usernames=username or (), banned=banned)
+
+
+@router.post("/v1/users", response_model=UserObject, summary="Create a user")
+def create_user(request: Request, body: CreateUserBody) -> UserObject:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        user = users.create(
+            db, instance,
+            email_addresses=body.email_address or (),
+            username=body.username,
+            password=body.password,
+            first_name=body.first_name,
+            last_name=body.last_name,
+            external_id=body.external_id,
+            public_metadata=body.public_metadata,
+            private_metadata=body.private_metadata,
+            unsafe_metadata=body.unsafe_metadata,
+        )
+        return user_object(user)
+
+
+@router.get("/v1/users", response_model=list[UserObject] | UserPage, summary="List users")
+def list_users(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=500)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    order_by: Annotated[str, Query(max_length=40)] = "-created_at",
+    query: Annotated[str | None, Query(max_length=256)] = None,
+    email_address: Annotated[list[str] | None, Query()] = None,
+    user_id: Annotated[list[str] | None, Query()] = None,
+    username: Annotated[list[str] | None, Query()] = None,
+    banned: bool | None = None,
+    paginated: bool = False,
+) -> list[UserObject] | UserPage:
+    q = _query(limit, offset, order_by, query, email_address, user_id, username, banned)
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        data = [user_object(u) for u in users.list_users(db, q)]
+        if paginated:
+            return UserPage(data=data, total_count=users.count_users(db, q))
+        return data
+
+
+@router.get("/v1/users/count", response_model=TotalCount, summary="Count users")
+def count_users(
+    request: Request,
+    query: Annotated[str | None, Query(max_length=256)] = None,
+    email_address: Annotated[list[str] | None, Query()] = None,
+    user_id: Annotated[list[str] | None, Query()] = None,
+    username: Annotated[list[str] | None, Query()] = None,
+    banned: bool | None = None,
+) -> TotalCount:
+    q = _query(query=query, email_address=email_address, user_id=user_id, username=username,
+               banned=banned)
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        return TotalCount(total_count=users.count_users(db, q))
+
+
+@router.get("/v1/users/{user_id}", response_model=UserObject, summary="Get a user")
+def get_user(request: Request, user_id: str) -> UserObject:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        return user_object(users.get(db, user_id))
+
+
+@router.patch("/v1/users/{user_id}", response_model=UserObject, summary="Update a user")
+def update_user(request: Request, user_id: str, body: UpdateUserBody) -> UserObject:
+    instance = instance_of(request)
+    changes = body.model_dump(exclude_unset=True, exclude={"skip_password_checks"})
+    with instance.transaction() as db:
+        user = users.update_user(db, instance, users.get(db, user_id), changes)
+        return user_object(user)
+
+
+@router.delete("/v1/users/{user_id}", response_model=DeletedObject, summary="Delete a user")
+def delete_user(request: Request, user_id: str) -> DeletedObject:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        users.delete_user(db, users.get(db, user_id))
+    return DeletedObject(id=user_id, object="user")
+
+
+@router.post("/v1/users/{user_id}/ban", response_model=UserObject,
+             summary="Ban a user and revoke their sessions")
+def ban_user(request: Request, user_id: str) -> UserObject:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        return user_object(users.set_banned(db, instance, users.get(db, user_id), True))
+
+
+@router.post("/v1/users/{user_id}/unban", response_model=UserObject, summary="Unban a user")
+def unban_user(request: Request, user_id: str) -> UserObject:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        return user_object(users.set_banned(db, instance, users.get(db, user_id), False))

@@ -1,0 +1,135 @@
+"""The ``actas`` command: serve, migrate, keys rotate, users create."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from actas._errors import ActasError
+from actas.server.instance import Instance
+from actas.server.settings import load_settings
+
+
+def _settings_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database-url", help="sqlite:///path or postgresql://… "
+                        "(env ACTAS_DATABASE_URL; default: a SQLite file in the data dir)")
+    parser.add_argument("--data-dir", help="where actas keeps its SQLite file and instance "
+                        "secret (env ACTAS_DATA_DIR; default ./.actas)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="actas", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server (applies migrations first)")
+    _settings_flags(serve)
+    serve.add_argument("--host", help="interface to listen on (env ACTAS_HOST; 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (env ACTAS_PORT; 4000)")
+    serve.add_argument("--frontend-api-url", help="public URL of this server, the tokens' iss "
+                       "(env ACTAS_FRONTEND_API_URL)")
+    serve.add_argument("--allowed-origins", help="comma-separated browser origins allowed to "
+                       "call the Frontend API (env ACTAS_ALLOWED_ORIGINS)")
+
+    migrate = commands.add_parser("migrate", help="apply database migrations")
+    _settings_flags(migrate)
+
+    keys = commands.add_parser("keys", help="signing keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    rotate = key_commands.add_parser(
+        "rotate", help="add a new signing key; it is published at once and signs after the lead")
+    _settings_flags(rotate)
+    rotate.add_argument("--publish-lead", type=int, default=300, metavar="SECONDS",
+                        help="how long the new key is published before it signs (default 300, "
+                        "so verifiers' cached JWKS learn it first)")
+
+    users = commands.add_parser("users", help="application users")
+    user_commands = users.add_subparsers(dest="users_command", required=True)
+    create = user_commands.add_parser("create", help="create a user")
+    _settings_flags(create)
+    create.add_argument("--email", required=True)
+    create.add_argument("--username")
+    create.add_argument("--first-name")
+    create.add_argument("--last-name")
+    create.add_argument("--password", help="the password (prompted, or read from stdin, "
+                        "when omitted; a flag is visible to other local users)")
+    create.add_argument("--no-password", action="store_true", help="create without a password")
+    return parser
+
+
+def _instance(args: argparse.Namespace, **extra: Any) -> Instance:
+    settings = load_settings(database_url=args.database_url, data_dir=args.data_dir, **extra)
+    return Instance.start(settings)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from actas.server.app import create_app
+
+    instance = _instance(args, host=args.host, port=args.port,
+                         frontend_api_url=args.frontend_api_url,
+                         allowed_origins=args.allowed_origins)
+    settings = instance.settings
+    new_key = instance.ensure_secret_key()
+    print(f"actas {settings.frontend_api_url}  (database: {instance.engine.url!r})")
+    if new_key is not None:
+        print("\nA Backend API secret key was generated. It is shown only this once and "
+              "stored only as a hash:\n\n"
+              f"    {new_key.reveal()}\n\n"
+              "Keep it in ACTAS_SECRET_KEY for your application's backend.\n")
+    uvicorn.run(create_app(instance), host=settings.host, port=settings.port,
+                log_level="info", proxy_headers=False)
+
+
+def _rotate(args: argparse.Namespace) -> None:
+    instance = _instance(args)
+    settings = instance.settings
+    with instance.transaction() as db:
+        key = instance.keys.rotate(
+            db, algorithm=settings.signing_algorithm, now_ms=instance.now_ms(),
+            lead_ms=args.publish_lead * 1000,
+            token_lifetime_ms=(settings.session_token_lifetime + settings.clock_skew) * 1000,
+        )
+        print(json.dumps({"kid": key.kid, "algorithm": key.algorithm,
+                          "signs_from": key.signs_from}))
+
+
+def _create_user(args: argparse.Namespace) -> None:
+    from actas.server import users
+
+    password = args.password
+    if password is None and not args.no_password:
+        password = (getpass.getpass("Password: ") if sys.stdin.isatty()
+                    else sys.stdin.readline().rstrip("\n"))
+    instance = _instance(args)
+    with instance.transaction() as db:
+        user = users.create(db, instance, email_addresses=[args.email], username=args.username,
+                            first_name=args.first_name, last_name=args.last_name,
+                            password=password)
+        print(json.dumps({"id": user.id, "email_address": args.email}))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            _serve(args)
+        elif args.command == "migrate":
+            _instance(args)
+            print("migrations applied")
+        elif args.command == "keys":
+            _rotate(args)
+        elif args.command == "users":
+            _create_user(args)
+    except ActasError as error:
+        print(f"actas: {error.message} ({error.code})", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

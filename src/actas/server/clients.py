@@ -1,0 +1,37 @@
+"""Clients: one per browser, identified by the HttpOnly ``__client`` cookie.
+
+The cookie holds a random ``ct_…`` secret; the database holds only its
+SHA-256 digest, so a stolen database cannot be replayed as a cookie.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as Db
+
+from actas.server import credentials, ids
+from actas.server.credentials import Secret
+from actas.server.db.schema import Client
+
+
+def create(db: Db, now_ms: int) -> tuple[Client, Secret]:
+    token = credentials.generate(credentials.CLIENT_TOKEN_PREFIX)
+    client = Client(
+        id=ids.new_id(ids.CLIENT, now_ms),
+        token_digest=credentials.digest(token.reveal()),
+        last_active_session_id=None,
+        created_at=now_ms,
+        updated_at=now_ms,
+    )
+    db.add(client)
+    db.flush()
+    return client, token
+
+
+def from_cookie(db: Db, cookie: str | None) -> Client | None:
+    """The client a ``__client`` cookie belongs to, or ``None`` for a missing/unknown one."""
+    if not cookie or not cookie.startswith(credentials.CLIENT_TOKEN_PREFIX) or len(cookie) > 128:
+        return None
+    return db.scalar(
+        select(Client).where(Client.token_digest == credentials.digest(cookie))
+    )

@@ -1,0 +1,1 @@
+"""Storage: the schema, the engine for SQLite or PostgreSQL, and migrations."""

@@ -1,0 +1,73 @@
+"""The current client: read it, mint session tokens, end sessions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.orm import Session as Db
+
+from actas._errors import ResourceNotFound, SignedOut
+from actas.server import session_tokens, sessions, users
+from actas.server.db.schema import Client
+from actas.server.db.schema import Session as SessionRow
+from actas.server.frontend_api.responses import Envelope, current_client, render_client
+from actas.server.http import cookies
+from actas.server.http.origins import instance_of, trusted_origin
+from actas.server.resources import ClientObject, SessionObject, TokenObject, session_object
+
+router = APIRouter(tags=["Frontend API"])
+
+
+@router.get("/v1/client", response_model=Envelope[ClientObject | None],
+            summary="The browser's client and its active sessions")
+def get_client(request: Request) -> Envelope[ClientObject | None]:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        client = current_client(db, request)
+        rendered = render_client(db, client, instance.now_ms()) if client else None
+        return Envelope(response=rendered, client=rendered)
+
+
+def _own_session(db: Db, request: Request, session_id: str) -> tuple[Client, SessionRow]:
+    client = current_client(db, request)
+    if client is None:
+        raise SignedOut("This browser has no client; sign in first.")
+    row = db.get(SessionRow, session_id, with_for_update=True)
+    # Another client's session is reported exactly like a missing one.
+    if row is None or row.client_id != client.id:
+        raise ResourceNotFound(f"This client has no session {session_id!r}.",
+                               param_name="session_id")
+    return client, row
+
+
+@router.post("/v1/client/sessions/{session_id}/tokens", response_model=TokenObject,
+             summary="Mint a fresh session token (also set as the __session cookie)")
+def create_token(request: Request, response: Response, session_id: str,
+                 origin: str = Depends(trusted_origin)) -> TokenObject:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        _client, row = _own_session(db, request, session_id)
+        sessions.require_active(row, instance.now_ms())
+        user = users.require_not_banned(users.get(db, row.user_id))
+        sessions.touch(db, instance, row, user)
+        token = session_tokens.mint(db, instance, row, azp=origin)
+    cookies.set_session(response, instance.settings, token.jwt)
+    return TokenObject(jwt=token.jwt)
+
+
+@router.post("/v1/client/sessions/{session_id}/end", response_model=Envelope[SessionObject],
+             summary="Sign out of one session")
+def end_session(request: Request, response: Response, session_id: str,
+                _origin: str = Depends(trusted_origin)) -> Envelope[SessionObject]:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        client, row = _own_session(db, request, session_id)
+        sessions.end(db, instance, row, status="ended")
+        now = instance.now_ms()
+        remaining = sessions.of_client(db, client, now)
+        if client.last_active_session_id == row.id:
+            client.last_active_session_id = remaining[0].id if remaining else None
+            client.updated_at = now
+        result: Envelope[SessionObject] = Envelope(response=session_object(row, now),
+                          client=render_client(db, client, now))
+    cookies.clear_session(response, instance.settings)
+    return result

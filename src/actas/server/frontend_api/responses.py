@@ -1,0 +1,47 @@
+"""The Frontend API's ``{"response": …, "client": …}`` envelope and the current client."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from fastapi import Request, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session as Db
+
+from actas.server import clients, sessions
+from actas.server.db.schema import Client, User
+from actas.server.http import cookies
+from actas.server.instance import Instance
+from actas.server.resources import ClientObject, client_object
+
+T = TypeVar("T")
+
+
+class Envelope(BaseModel, Generic[T]):
+    response: T
+    client: ClientObject | None
+
+
+def current_client(db: Db, request: Request) -> Client | None:
+    return clients.from_cookie(db, request.cookies.get(cookies.CLIENT_COOKIE))
+
+
+def client_or_new(db: Db, instance: Instance, request: Request, response: Response) -> Client:
+    """The request's client, or a new one whose cookie is set on ``response``."""
+    client = current_client(db, request)
+    if client is None:
+        client, token = clients.create(db, instance.now_ms())
+        cookies.set_client(response, instance.settings, token.reveal())
+    return client
+
+
+def render_client(db: Db, client: Client, now_ms: int) -> ClientObject:
+    rows = sessions.of_client(db, client, now_ms)
+    users = {u.id: u for u in db.scalars(select(User).where(User.id.in_({s.user_id
+                                                                          for s in rows})))}
+    return client_object(client, [(s, users[s.user_id]) for s in rows], now_ms)
+
+
+def envelope(response: Any, client: ClientObject | None) -> dict[str, Any]:
+    return {"response": response, "client": client}

@@ -1,0 +1,1 @@
+"""Cross-cutting HTTP concerns: the error envelope, body limits, origins, cookies."""

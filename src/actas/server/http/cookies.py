@@ -1,0 +1,28 @@
+"""The two cookies: ``__client`` (long-lived, HttpOnly) and ``__session`` (the JWT)."""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from actas.server.settings import Settings
+
+CLIENT_COOKIE = "__client"
+SESSION_COOKIE = "__session"
+CLIENT_COOKIE_MAX_AGE = 365 * 86_400
+
+
+def set_client(response: Response, settings: Settings, token: str) -> None:
+    response.set_cookie(CLIENT_COOKIE, token, max_age=CLIENT_COOKIE_MAX_AGE, path="/",
+                        secure=settings.cookie_secure, httponly=True, samesite="lax")
+
+
+def set_session(response: Response, settings: Settings, jwt: str) -> None:
+    # Readable by the page's JavaScript on purpose: the browser SDK hands it to
+    # same-site backends. It is short-lived and useless without a valid signature.
+    response.set_cookie(SESSION_COOKIE, jwt, max_age=settings.session_token_lifetime, path="/",
+                        secure=settings.cookie_secure, httponly=False, samesite="lax")
+
+
+def clear_session(response: Response, settings: Settings) -> None:
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=settings.cookie_secure,
+                           httponly=False, samesite="lax")

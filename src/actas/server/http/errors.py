@@ -1,0 +1,113 @@
+"""Every failure leaves as Clerk's error envelope with a stable code, never a bare 500.
+
+``{"errors": [{"code", "message", "long_message", "meta"}]}``
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException
+
+from actas._errors import ActasError
+
+log = logging.getLogger("actas.server")
+
+_VALIDATION_CODES = {
+    "missing": "form_param_missing",
+    "extra_forbidden": "form_param_unknown",
+}
+
+
+def envelope(status: int, *errors: dict[str, Any], headers: dict[str, str] | None = None
+             ) -> JSONResponse:
+    return JSONResponse({"errors": list(errors)}, status_code=status, headers=headers)
+
+
+def error_response(error: ActasError) -> JSONResponse:
+    return envelope(error.http_status, error.to_dict())
+
+
+def _validation_error(error: dict[str, Any]) -> dict[str, Any]:
+    location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query",
+                                                                            "path", "header")]
+    param = ".".join(location) or None
+    kind = error.get("type", "")
+    code = _VALIDATION_CODES.get(kind, "form_param_format_invalid")
+    if kind == "missing":
+        message = f"{param} is required." if param else "The request body is required."
+    elif kind == "extra_forbidden":
+        message = f"{param} is not a parameter this endpoint accepts."
+    else:
+        detail = str(error.get("msg", "is invalid")).rstrip(".")
+        message = f"{param}: {detail}." if param else f"{detail}."
+    return {"code": code, "message": message, "long_message": message,
+            "meta": {"param_name": param} if param else {}}
+
+
+async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    raw = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in raw):
+        message = "The request body is not valid JSON."
+        return envelope(400, {"code": "malformed_request_body", "message": message,
+                              "long_message": message, "meta": {}})
+    if any(e.get("loc") == ("body",) and e.get("type") == "model_attributes_type" for e in raw):
+        message = "The request body must be a JSON object."
+        return envelope(422, {"code": "form_param_format_invalid", "message": message,
+                              "long_message": message, "meta": {}})
+    return envelope(422, *[_validation_error(dict(e)) for e in raw])
+
+
+async def _on_actas_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ActasError)
+    return error_response(exc)
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        code, message = "resource_not_found", "There is nothing at this address."
+    elif exc.status_code == 405:
+        code, message = "method_not_allowed", "This address does not accept that method."
+    else:
+        code, message = "invalid_request", str(exc.detail)
+    return envelope(exc.status_code, {"code": code, "message": message,
+                                      "long_message": message, "meta": {}},
+                    headers=dict(exc.headers or {}))
+
+
+async def _on_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    # The unique indexes decide races the up-front checks could not see.
+    log.info("integrity conflict: %s", type(exc).__name__)
+    message = "The request conflicts with a change made at the same time; retry it."
+    return envelope(409, {"code": "conflict", "message": message, "long_message": message,
+                          "meta": {}})
+
+
+async def _on_database_busy(_request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    message = "The database is busy or unavailable; retry shortly."
+    return envelope(503, {"code": "service_unavailable", "message": message,
+                          "long_message": message, "meta": {}}, headers={"Retry-After": "1"})
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    message = "actas hit an unexpected error. It has been logged."
+    return envelope(500, {"code": "internal_error", "message": message, "long_message": message,
+                          "meta": {}})
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(ActasError, _on_actas_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(OperationalError, _on_database_busy)
+    app.add_exception_handler(Exception, _on_unexpected)

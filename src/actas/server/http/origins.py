@@ -1,0 +1,39 @@
+"""CSRF protection for the cookie-authenticated Frontend API.
+
+A state change must be a POST from a trusted origin (``Origin`` header in the
+allowed origins or actas's own) and a non-simple request
+(``Content-Type: application/json``), which a cross-site form or image
+cannot send without a CORS preflight that actas would refuse.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from actas._errors import NonSimpleRequestRequired, OriginNotAllowed
+from actas.server.instance import Instance
+
+
+def instance_of(request: Request) -> Instance:
+    instance: Instance = request.app.state.instance
+    return instance
+
+
+def trusted_origin(request: Request) -> str:
+    """FastAPI dependency: the request's trusted ``Origin`` (the token's ``azp``), or raise."""
+    settings = instance_of(request).settings
+    origin = request.headers.get("origin")
+    if origin is None:
+        raise OriginNotAllowed(
+            "The Origin header is missing; the Frontend API only accepts browser requests "
+            "from allowed origins."
+        )
+    if origin not in settings.trusted_origins:
+        raise OriginNotAllowed(
+            f"The origin {origin!r} is not allowed. Add it to ACTAS_ALLOWED_ORIGINS.",
+            origin=origin,
+        )
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise NonSimpleRequestRequired()
+    return origin

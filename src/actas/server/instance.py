@@ -1,0 +1,83 @@
+"""A running actas instance: its settings and the long-lived parts built from them.
+
+Built once per process (``Instance.start``) and handed to the HTTP layer;
+nothing in the server reaches for a global instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as Db
+from sqlalchemy.orm import sessionmaker
+
+from actas.server import credentials, ids
+from actas.server.clock import Clock, SystemClock
+from actas.server.credentials import Secret
+from actas.server.db.engine import create_engine, migrate
+from actas.server.db.schema import SecretKey
+from actas.server.passwords import PasswordHasher
+from actas.server.settings import Settings
+from actas.server.signing_keys import KeyRing
+
+
+@dataclass
+class Instance:
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    passwords: PasswordHasher
+    keys: KeyRing
+
+    @classmethod
+    def start(cls, settings: Settings, *, clock: Clock | None = None,
+              engine: Engine | None = None) -> Instance:
+        """Connect, apply migrations and make sure a signing key exists."""
+        instance = cls(
+            settings=settings,
+            clock=clock or SystemClock(),
+            engine=engine or create_engine(settings.database_url),
+            passwords=PasswordHasher(settings.password_hashing),
+            keys=KeyRing(settings.instance_secret),
+        )
+        migrate(instance.engine)
+        with instance.transaction() as db:
+            instance.keys.ensure_one(
+                db, algorithm=settings.signing_algorithm, now_ms=instance.clock.now_ms()
+            )
+        return instance
+
+    def __post_init__(self) -> None:
+        self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Db]:
+        """One unit of work: committed if the block returns, rolled back if it raises."""
+        with self._sessionmaker() as db, db.begin():
+            yield db
+
+    def now_ms(self) -> int:
+        return self.clock.now_ms()
+
+    def ensure_secret_key(self) -> Secret | None:
+        """Generate the first Backend API secret key if none exists; return it (once).
+
+        Skipped when the operator configured ``ACTAS_SECRET_KEY``.
+        """
+        if self.settings.secret_key is not None:
+            return None
+        with self.transaction() as db:
+            if db.scalar(select(SecretKey.id).where(SecretKey.revoked_at.is_(None))):
+                return None
+            return self.create_secret_key(db)
+
+    def create_secret_key(self, db: Db) -> Secret:
+        now = self.now_ms()
+        secret = credentials.generate(credentials.SECRET_KEY_PREFIX)
+        db.add(SecretKey(id=ids.new_id(ids.SECRET_KEY, now), digest=credentials.digest(
+            secret.reveal()), created_at=now, revoked_at=None))
+        return secret

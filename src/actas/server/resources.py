@@ -1,0 +1,227 @@
+"""The JSON objects of the HTTP APIs, in Clerk's shapes.
+
+Clerk's Backend SDKs validate responses strictly, so every field Clerk's
+object has is present: ``[]``, ``false`` or ``null`` where actas has no such
+feature. Timestamps are Unix milliseconds. These models are also what the
+served OpenAPI document describes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from actas.server.db.schema import Client, EmailAddress, User
+from actas.server.db.schema import Session as SessionRow
+from actas.server.sessions import Status, effective_status
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Verification(Resource):
+    object: Literal["verification_admin"] = "verification_admin"
+    status: Literal["verified"]
+    strategy: Literal["admin"]
+    attempts: int | None = None
+    expire_at: int | None = None
+
+
+class EmailAddressObject(Resource):
+    id: str
+    object: Literal["email_address"] = "email_address"
+    email_address: str
+    reserved: bool = False
+    verification: Verification
+    linked_to: list[dict[str, Any]] = []
+    matches_sso_connection: bool = False
+    created_at: int
+    updated_at: int
+
+
+class UserObject(Resource):
+    id: str
+    object: Literal["user"] = "user"
+    external_id: str | None
+    primary_email_address_id: str | None
+    primary_phone_number_id: None = None
+    primary_web3_wallet_id: None = None
+    username: str | None
+    first_name: str | None
+    last_name: str | None
+    profile_image_url: str = ""
+    image_url: str = ""
+    has_image: bool = False
+    public_metadata: dict[str, Any]
+    private_metadata: dict[str, Any]
+    unsafe_metadata: dict[str, Any]
+    email_addresses: list[EmailAddressObject]
+    phone_numbers: list[dict[str, Any]] = []
+    web3_wallets: list[dict[str, Any]] = []
+    passkeys: list[dict[str, Any]] = []
+    password_enabled: bool
+    two_factor_enabled: bool = False
+    totp_enabled: bool = False
+    backup_code_enabled: bool = False
+    mfa_enabled_at: int | None = None
+    mfa_disabled_at: int | None = None
+    external_accounts: list[dict[str, Any]] = []
+    saml_accounts: list[dict[str, Any]] = []
+    enterprise_accounts: list[dict[str, Any]] = []
+    last_sign_in_at: int | None
+    banned: bool
+    locked: bool = False
+    lockout_expires_in_seconds: int | None = None
+    verification_attempts_remaining: int | None = None
+    delete_self_enabled: bool = True
+    create_organization_enabled: bool = False
+    create_organizations_limit: int | None = None
+    last_active_at: int | None
+    legal_accepted_at: int | None = None
+    locale: str | None = None
+    password_last_updated_at: int | None = None
+    organization_memberships: list[dict[str, Any]] = []
+    created_at: int
+    updated_at: int
+
+
+class DeletedObject(Resource):
+    id: str
+    object: str
+    deleted: Literal[True] = True
+
+
+class SessionObject(Resource):
+    id: str
+    object: Literal["session"] = "session"
+    user_id: str
+    client_id: str
+    actor: dict[str, Any] | None
+    status: Status
+    last_active_organization_id: None = None
+    latest_activity: None = None
+    last_active_at: int
+    expire_at: int
+    abandon_at: int
+    created_at: int
+    updated_at: int
+
+
+class ClientSessionObject(SessionObject):
+    """A session as the Frontend API shows it: with its user embedded."""
+
+    user: UserObject
+    public_user_data: dict[str, Any]
+    last_active_token: None = None
+    factor_verification_age: list[int] | None = None
+
+
+class ClientObject(Resource):
+    id: str
+    object: Literal["client"] = "client"
+    sessions: list[ClientSessionObject]
+    sign_in: None = None
+    sign_up: None = None
+    last_active_session_id: str | None
+    last_authentication_strategy: str | None = None
+    cookie_expires_at: int | None = None
+    captcha_bypass: bool = False
+    created_at: int
+    updated_at: int
+
+
+class TokenObject(Resource):
+    object: Literal["token"] = "token"
+    jwt: str
+
+
+class ErrorObject(Resource):
+    code: str
+    message: str
+    long_message: str
+    meta: dict[str, Any]
+
+
+class ErrorEnvelope(Resource):
+    errors: list[ErrorObject]
+    clerk_trace_id: str | None = None
+
+
+def email_address_object(row: EmailAddress) -> EmailAddressObject:
+    return EmailAddressObject(
+        id=row.id,
+        email_address=row.email_address,
+        verification=Verification(status="verified", strategy="admin"),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def user_object(row: User) -> UserObject:
+    return UserObject(
+        id=row.id,
+        external_id=row.external_id,
+        primary_email_address_id=row.primary_email_address_id,
+        username=row.username,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        public_metadata=row.public_metadata,
+        private_metadata=row.private_metadata,
+        unsafe_metadata=row.unsafe_metadata,
+        email_addresses=[email_address_object(e) for e in row.email_addresses],
+        password_enabled=row.password_hash is not None,
+        last_sign_in_at=row.last_sign_in_at,
+        banned=row.banned,
+        last_active_at=row.last_active_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def public_user_data(row: User) -> dict[str, Any]:
+    primary = next((e.email_address for e in row.email_addresses
+                    if e.id == row.primary_email_address_id), None)
+    return {
+        "first_name": row.first_name,
+        "last_name": row.last_name,
+        "image_url": "",
+        "has_image": False,
+        "identifier": primary or row.username or row.id,
+        "user_id": row.id,
+    }
+
+
+def _session_fields(row: SessionRow, now_ms: int) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "user_id": row.user_id,
+        "client_id": row.client_id,
+        "actor": row.actor,
+        "status": effective_status(row, now_ms),
+        "last_active_at": row.last_active_at,
+        "expire_at": row.expire_at,
+        "abandon_at": row.abandon_at,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def session_object(row: SessionRow, now_ms: int) -> SessionObject:
+    return SessionObject(**_session_fields(row, now_ms))
+
+
+def client_object(row: Client, sessions: list[tuple[SessionRow, User]], now_ms: int
+                  ) -> ClientObject:
+    return ClientObject(
+        id=row.id,
+        sessions=[
+            ClientSessionObject(**_session_fields(s, now_ms), user=user_object(u),
+                                public_user_data=public_user_data(u))
+            for s, u in sessions
+        ],
+        last_active_session_id=row.last_active_session_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

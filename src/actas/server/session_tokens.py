@@ -1,0 +1,54 @@
+"""Minting session JWTs, the short-lived tokens applications verify.
+
+Claims: ``iss`` (the Frontend API URL), ``sub`` (user), ``sid`` (session),
+``azp`` (the requesting origin, when there is one), ``iat``, ``nbf`` (iat
+minus the clock skew), ``exp`` (iat plus the token lifetime), ``jti``,
+``v: 2``; and ``act`` when someone is acting as the user (RFC 8693 §4.1).
+The header carries ``kid`` and ``typ: JWT``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session as Db
+
+from actas._jws import encode_compact
+from actas.server import ids
+from actas.server.db.schema import Session as SessionRow
+from actas.server.instance import Instance
+
+TOKEN_VERSION = 2
+
+
+@dataclass(frozen=True)
+class SessionToken:
+    jwt: str
+    claims: dict[str, Any]
+
+
+def mint(db: Db, instance: Instance, session: SessionRow, *, azp: str | None) -> SessionToken:
+    now_ms = instance.now_ms()
+    settings = instance.settings
+    iat = now_ms // 1000
+    claims: dict[str, Any] = {
+        "iss": settings.frontend_api_url,
+        "sub": session.user_id,
+        "sid": session.id,
+    }
+    if azp is not None:
+        claims["azp"] = azp
+    claims.update({
+        "iat": iat,
+        "nbf": iat - settings.clock_skew,
+        "exp": iat + settings.session_token_lifetime,
+        "jti": ids.new_id(ids.TOKEN, now_ms),
+        "v": TOKEN_VERSION,
+    })
+    if session.actor is not None:
+        claims["act"] = dict(session.actor)
+    signer = instance.keys.current_signer(db, now_ms)
+    jwt = encode_compact({"kid": signer.kid, "typ": "JWT"}, claims, signer.private_key,
+                         signer.algorithm)
+    return SessionToken(jwt=jwt, claims=claims)

@@ -1,0 +1,192 @@
+"""All server configuration, in one frozen object built in exactly one place.
+
+``load_settings`` reads ``ACTAS_*`` environment variables and CLI overrides
+(CLI wins), validates them, and resolves the instance secret (generated and
+kept in the data directory on first start when not given). Nothing else in
+the server reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+from urllib.parse import urlsplit
+
+from actas._errors import ConfigurationInvalid
+from actas._jws import ALGORITHMS, Algorithm
+from actas.server.credentials import SECRET_KEY_PREFIX, Secret
+from actas.server.passwords import PasswordPreset
+
+DAY = 86_400
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    instance_secret: Secret
+    frontend_api_url: str
+    # The Backend API secret key given by the operator, if any; keys generated
+    # by actas itself live (hashed) in the database.
+    secret_key: Secret | None = None
+    allowed_origins: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 4000
+    session_token_lifetime: int = 60
+    session_max_lifetime: int = 7 * DAY
+    session_inactivity_timeout: int = 1 * DAY
+    clock_skew: int = 5
+    signing_algorithm: Algorithm = "RS256"
+    password_hashing: PasswordPreset = "rfc9106-low-memory"  # noqa: S105  (a preset name)
+    cookie_secure: bool = True
+    max_body_bytes: int = 1_000_000
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def trusted_origins(self) -> frozenset[str]:
+        """Origins allowed to call the Frontend API: the configured ones and actas's own."""
+        return frozenset((*self.allowed_origins, origin_of(self.frontend_api_url)))
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+_ENV = {
+    "host": "ACTAS_HOST",
+    "port": "ACTAS_PORT",
+    "database_url": "ACTAS_DATABASE_URL",
+    "data_dir": "ACTAS_DATA_DIR",
+    "secret_key": "ACTAS_SECRET_KEY",
+    "instance_secret": "ACTAS_INSTANCE_SECRET",
+    "frontend_api_url": "ACTAS_FRONTEND_API_URL",
+    "allowed_origins": "ACTAS_ALLOWED_ORIGINS",
+    "session_token_lifetime": "ACTAS_SESSION_TOKEN_LIFETIME",
+    "session_max_lifetime": "ACTAS_SESSION_MAX_LIFETIME",
+    "session_inactivity_timeout": "ACTAS_SESSION_INACTIVITY_TIMEOUT",
+    "signing_algorithm": "ACTAS_SIGNING_ALGORITHM",
+    "password_hashing": "ACTAS_PASSWORD_HASHING",
+    "cookie_secure": "ACTAS_COOKIE_SECURE",
+}
+
+_INT_BOUNDS = {
+    "port": (1, 65_535),
+    "session_token_lifetime": (10, 3_600),
+    "session_max_lifetime": (60, 365 * DAY),
+    "session_inactivity_timeout": (60, 365 * DAY),
+}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Build ``Settings`` from ``environ`` (default ``os.environ``) and overrides.
+
+    Overrides are the CLI's flags; ``None`` means "not given".
+    """
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {
+        name: env[var] for name, var in _ENV.items() if env.get(var, "") != ""
+    }
+    raw.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(raw) - set(_ENV) - {"extra"}
+    if unknown:
+        raise ConfigurationInvalid(f"Unknown settings: {', '.join(sorted(unknown))}.")
+
+    values: dict[str, Any] = {}
+    for name, (low, high) in _INT_BOUNDS.items():
+        if name in raw:
+            values[name] = _int(name, raw[name], low, high)
+    host = str(raw.get("host", "127.0.0.1"))
+    port = values.get("port", 4000)
+    data_dir = Path(raw.get("data_dir", ".actas"))
+    values["data_dir"] = data_dir
+    values["host"] = host
+    values["database_url"] = str(raw.get("database_url") or f"sqlite:///{data_dir / 'actas.db'}")
+    values["frontend_api_url"] = _url(
+        "frontend_api_url", str(raw.get("frontend_api_url", f"http://{host}:{port}"))
+    ).rstrip("/")
+    origins = raw.get("allowed_origins", ())
+    if isinstance(origins, str):
+        origins = [o.strip() for o in origins.split(",") if o.strip()]
+    values["allowed_origins"] = tuple(origin_of(_url("allowed_origins", o)) for o in origins)
+
+    if "secret_key" in raw:
+        key = raw["secret_key"]
+        key = key.reveal() if isinstance(key, Secret) else str(key)
+        if not key.startswith(SECRET_KEY_PREFIX) or len(key) < 32:
+            raise ConfigurationInvalid(
+                "ACTAS_SECRET_KEY must start with 'sk_' and be at least 32 characters long."
+            )
+        values["secret_key"] = Secret(key)
+
+    if "signing_algorithm" in raw:
+        if raw["signing_algorithm"] not in ALGORITHMS:
+            raise ConfigurationInvalid(
+                f"ACTAS_SIGNING_ALGORITHM must be one of {', '.join(ALGORITHMS)}."
+            )
+        values["signing_algorithm"] = raw["signing_algorithm"]
+    if "password_hashing" in raw:
+        if raw["password_hashing"] not in get_args(PasswordPreset):
+            raise ConfigurationInvalid(
+                f"ACTAS_PASSWORD_HASHING must be one of {', '.join(get_args(PasswordPreset))}."
+            )
+        values["password_hashing"] = raw["password_hashing"]
+    if "cookie_secure" in raw:
+        values["cookie_secure"] = _bool("cookie_secure", raw["cookie_secure"])
+    if "extra" in raw:
+        values["extra"] = dict(raw["extra"])
+
+    values["instance_secret"] = _instance_secret(raw.get("instance_secret"), data_dir)
+    return Settings(**values)
+
+
+def _int(name: str, value: Any, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigurationInvalid(f"{_ENV[name]} must be a whole number, got {value!r}.") from None
+    if not low <= number <= high:
+        raise ConfigurationInvalid(f"{_ENV[name]} must be between {low} and {high}, got {number}.")
+    return number
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigurationInvalid(f"{_ENV[name]} must be true or false, got {value!r}.")
+
+
+def _url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigurationInvalid(f"{_ENV[name]} must be an http(s) URL, got {value!r}.")
+    return value
+
+
+def _instance_secret(given: Any, data_dir: Path) -> Secret:
+    if given is not None:
+        value = given.reveal() if isinstance(given, Secret) else str(given)
+        if len(value) < 32:
+            raise ConfigurationInvalid("ACTAS_INSTANCE_SECRET must be at least 32 characters long.")
+        return Secret(value)
+    path = data_dir / "instance_secret"
+    if path.exists():
+        return Secret(path.read_text().strip())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    # Created with owner-only permissions from the first byte, not chmod-ed after.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return Secret(value)

@@ -1,0 +1,130 @@
+"""Session-token signing keys: creation, encryption at rest, rotation, JWKS.
+
+Private halves are stored encrypted with AES-256-GCM under a key derived
+(HKDF-SHA256) from the instance secret, with the ``kid`` as associated data
+so a ciphertext cannot be moved to another key's row.
+
+Rotation publishes before it signs: a new key appears in JWKS at once but
+only signs from ``signs_from`` (now + a lead time, so verifiers' JWKS caches
+pick it up first), and the key it replaces stays published until every token
+it signed has expired.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session as Db
+
+from actas._jws import Algorithm, PrivateKey, public_jwk
+from actas.server import ids
+from actas.server.credentials import Secret
+from actas.server.db.schema import SigningKey
+
+
+@dataclass(frozen=True)
+class Signer:
+    kid: str
+    algorithm: Algorithm
+    private_key: PrivateKey
+
+
+class KeyRing:
+    """Reads and writes signing keys; caches decrypted private keys by ``kid``.
+
+    The cache holds only immutable per-kid data: which key signs is read from
+    the database every time, so all replicas agree after a rotation.
+    """
+
+    def __init__(self, instance_secret: Secret) -> None:
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=b"actas/signing-key-encryption/v1")
+        self._aead = AESGCM(hkdf.derive(instance_secret.reveal().encode()))
+        self._private_keys: dict[str, PrivateKey] = {}
+
+    def create(self, db: Db, *, algorithm: Algorithm, now_ms: int, signs_from: int) -> SigningKey:
+        private_key = _generate(algorithm)
+        kid = ids.new_id(ids.SIGNING_KEY, now_ms)
+        der = private_key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        nonce = os.urandom(12)
+        row = SigningKey(
+            kid=kid,
+            algorithm=algorithm,
+            public_jwk=public_jwk(private_key.public_key(), kid=kid, alg=algorithm),
+            private_key_ciphertext=nonce + self._aead.encrypt(nonce, der, kid.encode()),
+            signs_from=signs_from,
+            unpublish_at=None,
+            created_at=now_ms,
+        )
+        db.add(row)
+        db.flush()
+        return row
+
+    def ensure_one(self, db: Db, *, algorithm: Algorithm, now_ms: int) -> None:
+        """Create a first key that signs at once, if the instance has none."""
+        if db.scalar(select(SigningKey.kid).limit(1)) is None:
+            self.create(db, algorithm=algorithm, now_ms=now_ms, signs_from=now_ms)
+
+    def rotate(self, db: Db, *, algorithm: Algorithm, now_ms: int, lead_ms: int,
+               token_lifetime_ms: int) -> SigningKey:
+        """Add a key signing from ``now + lead``; retire the others after their last token."""
+        new = self.create(db, algorithm=algorithm, now_ms=now_ms, signs_from=now_ms + lead_ms)
+        last_token_expiry = new.signs_from + token_lifetime_ms
+        for old in db.scalars(select(SigningKey).where(SigningKey.kid != new.kid)):
+            if old.unpublish_at is None or old.unpublish_at > last_token_expiry:
+                old.unpublish_at = last_token_expiry
+        db.flush()
+        return new
+
+    def current_signer(self, db: Db, now_ms: int) -> Signer:
+        row = db.scalars(
+            select(SigningKey)
+            .where(SigningKey.signs_from <= now_ms)
+            .where(or_(SigningKey.unpublish_at.is_(None), SigningKey.unpublish_at > now_ms))
+            .order_by(SigningKey.signs_from.desc(), SigningKey.kid.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            raise RuntimeError("no signing key is active; run `actas migrate` or `actas serve`")
+        key = self._private_keys.get(row.kid)
+        if key is None:
+            key = self._decrypt(row)
+            self._private_keys[row.kid] = key
+        return Signer(kid=row.kid, algorithm=row.algorithm, private_key=key)  # type: ignore[arg-type]
+
+    def _decrypt(self, row: SigningKey) -> PrivateKey:
+        blob = row.private_key_ciphertext
+        der = self._aead.decrypt(blob[:12], blob[12:], row.kid.encode())
+        key = serialization.load_der_private_key(der, password=None)
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+                          | ed25519.Ed25519PrivateKey):
+            raise TypeError(f"unexpected key type in {row.kid}")
+        return key
+
+
+def published_jwks(db: Db, now_ms: int) -> dict[str, list[dict[str, str]]]:
+    """The JWKS document: every key not yet unpublished, newest first."""
+    rows = db.scalars(
+        select(SigningKey)
+        .where(or_(SigningKey.unpublish_at.is_(None), SigningKey.unpublish_at > now_ms))
+        .order_by(SigningKey.signs_from.desc())
+    )
+    return {"keys": [dict(row.public_jwk) for row in rows]}
+
+
+def _generate(algorithm: Algorithm) -> PrivateKey:
+    if algorithm == "RS256":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if algorithm == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return ed25519.Ed25519PrivateKey.generate()

@@ -1,0 +1,284 @@
+"""Application users: create, find, list, update, delete, ban."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.orm import Session as Db
+
+from actas._errors import FormParamInvalid, IdentifierExists, ResourceNotFound, UserBanned
+from actas.server import ids, passwords
+from actas.server.db.schema import EmailAddress, User
+from actas.server.db.schema import Session as SessionRow
+from actas.server.instance import Instance
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]{2,}$")
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
+METADATA_MAX_BYTES = 8 * 1024  # Clerk's limit per metadata object
+
+ORDER_FIELDS = {
+    "created_at": User.created_at,
+    "updated_at": User.updated_at,
+    "username": User.username,
+    "first_name": User.first_name,
+    "last_name": User.last_name,
+    "last_sign_in_at": User.last_sign_in_at,
+    "last_active_at": User.last_active_at,
+}
+
+
+@dataclass(frozen=True)
+class UserQuery:
+    limit: int = 10
+    offset: int = 0
+    order_by: str = "-created_at"
+    query: str | None = None
+    email_addresses: Sequence[str] = ()
+    user_ids: Sequence[str] = ()
+    usernames: Sequence[str] = ()
+    banned: bool | None = None
+
+
+def normalize_email(value: str) -> str:
+    email = value.strip().lower()
+    if len(email) > 320 or not _EMAIL.match(email):
+        raise FormParamInvalid(
+            f"{value!r} is not a valid email address.",
+            code="form_param_format_invalid", param_name="email_address",
+        )
+    return email
+
+
+def normalize_username(value: str) -> str:
+    username = value.strip().lower()
+    if not _USERNAME.match(username):
+        raise FormParamInvalid(
+            "Usernames are 3 to 64 characters: letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit.",
+            code="form_param_format_invalid", param_name="username",
+        )
+    return username
+
+
+def check_password(password: str) -> None:
+    if not passwords.MIN_LENGTH <= len(password) <= passwords.MAX_LENGTH:
+        raise FormParamInvalid(
+            f"Passwords must be {passwords.MIN_LENGTH} to {passwords.MAX_LENGTH} characters.",
+            code="form_password_length_invalid", param_name="password",
+        )
+
+
+def check_metadata(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value)) > METADATA_MAX_BYTES:
+        raise FormParamInvalid(
+            f"{name} must be at most {METADATA_MAX_BYTES} bytes of JSON.",
+            code="form_param_value_invalid", param_name=name,
+        )
+    return value
+
+
+def create(
+    db: Db,
+    instance: Instance,
+    *,
+    email_addresses: Sequence[str] = (),
+    username: str | None = None,
+    password: str | None = None,
+    first_name: str | None = None,
+    last_name: str | None = None,
+    external_id: str | None = None,
+    public_metadata: dict[str, Any] | None = None,
+    private_metadata: dict[str, Any] | None = None,
+    unsafe_metadata: dict[str, Any] | None = None,
+) -> User:
+    now = instance.now_ms()
+    emails = list(dict.fromkeys(normalize_email(e) for e in email_addresses))
+    if not emails and username is None:
+        raise FormParamInvalid(
+            "A user needs an email address or a username.",
+            code="form_param_missing", param_name="email_address",
+        )
+    if password is not None:
+        check_password(password)
+    user = User(
+        id=ids.new_id(ids.USER, now),
+        username=normalize_username(username) if username is not None else None,
+        first_name=first_name,
+        last_name=last_name,
+        external_id=external_id,
+        password_hash=instance.passwords.hash(password) if password is not None else None,
+        public_metadata=check_metadata("public_metadata", public_metadata or {}),
+        private_metadata=check_metadata("private_metadata", private_metadata or {}),
+        unsafe_metadata=check_metadata("unsafe_metadata", unsafe_metadata or {}),
+        banned=False,
+        last_sign_in_at=None,
+        last_active_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+    _check_available(db, emails=emails, username=user.username)
+    user.email_addresses = [
+        EmailAddress(id=ids.new_id(ids.EMAIL_ADDRESS, now), email_address=email,
+                     created_at=now, updated_at=now)
+        for email in emails
+    ]
+    user.primary_email_address_id = user.email_addresses[0].id if emails else None
+    db.add(user)
+    db.flush()
+    return user
+
+
+def _check_available(db: Db, *, emails: Sequence[str], username: str | None,
+                     except_user: str | None = None) -> None:
+    # Checked up front for a clear error; the unique indexes still decide under
+    # a race (the HTTP layer turns an IntegrityError into the same error).
+    if emails:
+        taken = db.scalar(select(EmailAddress.email_address)
+                          .where(EmailAddress.email_address.in_(emails)).limit(1))
+        if taken is not None:
+            raise IdentifierExists(
+                "That email address is taken. Please try another.",
+                param_name="email_address",
+            )
+    if username is not None:
+        clause = select(User.id).where(User.username == username)
+        if except_user is not None:
+            clause = clause.where(User.id != except_user)
+        if db.scalar(clause.limit(1)) is not None:
+            raise IdentifierExists(
+                "That username is taken. Please try another.", param_name="username"
+            )
+
+
+def get(db: Db, user_id: str) -> User:
+    user = db.get(User, user_id)
+    if user is None:
+        raise ResourceNotFound(f"No user has the id {user_id!r}.", param_name="user_id")
+    return user
+
+
+def require_not_banned(user: User) -> User:
+    if user.banned:
+        raise UserBanned("This account is banned.", user_id=user.id)
+    return user
+
+
+def find_by_identifier(db: Db, identifier: str) -> User | None:
+    """The user whose email address or username is ``identifier``, if any."""
+    value = identifier.strip().lower()
+    if "@" in value:
+        return db.scalar(
+            select(User).join(EmailAddress).where(EmailAddress.email_address == value)
+        )
+    return db.scalar(select(User).where(User.username == value))
+
+
+def _filters(q: UserQuery) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if q.email_addresses:
+        emails = [e.strip().lower() for e in q.email_addresses]
+        clauses.append(User.id.in_(
+            select(EmailAddress.user_id).where(EmailAddress.email_address.in_(emails))
+        ))
+    if q.user_ids:
+        clauses.append(User.id.in_(list(q.user_ids)))
+    if q.usernames:
+        clauses.append(User.username.in_([u.strip().lower() for u in q.usernames]))
+    if q.banned is not None:
+        clauses.append(User.banned.is_(q.banned))
+    if q.query:
+        escaped = q.query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        clauses.append(or_(
+            User.id == q.query,
+            func.lower(User.username).like(pattern, escape="\\"),
+            func.lower(User.first_name).like(pattern, escape="\\"),
+            func.lower(User.last_name).like(pattern, escape="\\"),
+            User.id.in_(select(EmailAddress.user_id)
+                        .where(EmailAddress.email_address.like(pattern, escape="\\"))),
+        ))
+    return clauses
+
+
+def order_clause(order_by: str) -> tuple[Any, Any]:
+    descending = order_by.startswith("-")
+    name = order_by.lstrip("+-")
+    column = ORDER_FIELDS.get(name)
+    if column is None:
+        raise FormParamInvalid(
+            f"order_by must be one of {', '.join(ORDER_FIELDS)}, optionally prefixed "
+            "with + or -.",
+            code="form_param_value_invalid", param_name="order_by",
+        )
+    if descending:
+        return column.desc().nulls_last(), User.id.desc()
+    return column.asc().nulls_last(), User.id.asc()
+
+
+def list_users(db: Db, q: UserQuery) -> Sequence[User]:
+    return db.scalars(
+        select(User).where(*_filters(q)).order_by(*order_clause(q.order_by))
+        .limit(q.limit).offset(q.offset)
+    ).all()
+
+
+def count_users(db: Db, q: UserQuery) -> int:
+    return db.scalar(select(func.count()).select_from(User).where(*_filters(q))) or 0
+
+
+def update_user(db: Db, instance: Instance, user: User, changes: dict[str, Any]) -> User:
+    """Apply the fields present in ``changes`` (absent fields are left alone)."""
+    now = instance.now_ms()
+    if "username" in changes:
+        username = changes["username"]
+        user.username = normalize_username(username) if username is not None else None
+        _check_available(db, emails=(), username=user.username, except_user=user.id)
+    if "password" in changes and changes["password"] is not None:
+        check_password(changes["password"])
+        user.password_hash = instance.passwords.hash(changes["password"])
+    if "primary_email_address_id" in changes:
+        wanted = changes["primary_email_address_id"]
+        if wanted not in {e.id for e in user.email_addresses}:
+            raise FormParamInvalid(
+                "primary_email_address_id must be one of the user's email addresses.",
+                code="form_param_value_invalid", param_name="primary_email_address_id",
+            )
+        user.primary_email_address_id = wanted
+    for name in ("first_name", "last_name", "external_id"):
+        if name in changes:
+            setattr(user, name, changes[name])
+    for name in ("public_metadata", "private_metadata", "unsafe_metadata"):
+        if name in changes:
+            setattr(user, name, check_metadata(name, changes[name] or {}))
+    user.updated_at = now
+    db.flush()
+    return user
+
+
+def delete_user(db: Db, user: User) -> None:
+    # Sessions and email addresses go with the user (ON DELETE CASCADE); the
+    # explicit delete keeps SQLite and PostgreSQL identical even if a
+    # connection somehow runs without foreign keys enforced.
+    db.execute(delete(SessionRow).where(SessionRow.user_id == user.id))
+    db.delete(user)
+    db.flush()
+
+
+def set_banned(db: Db, instance: Instance, user: User, banned: bool) -> User:
+    """Ban (and revoke every session of) or unban a user."""
+    now = instance.now_ms()
+    user.banned = banned
+    user.updated_at = now
+    if banned:
+        db.execute(
+            update(SessionRow)
+            .where(SessionRow.user_id == user.id, SessionRow.status == "active")
+            .values(status="revoked", ended_at=now, updated_at=now)
+        )
+    db.flush()
+    return user

@@ -1,0 +1,147 @@
+"""Session tokens minted by the Frontend API verify with an independent JWT library."""
+
+from __future__ import annotations
+
+import jwt as pyjwt
+from starlette.testclient import TestClient
+
+from actas.server import Instance
+from actas.server.clock import FrozenClock
+from tests.conftest import APP_ORIGIN
+from tests.support.flows import create_user, error_code, mint, sign_in
+
+
+def _verify(app_client: TestClient, token: str) -> dict[str, object]:
+    jwks = app_client.get("/.well-known/jwks.json").json()
+    header = pyjwt.get_unverified_header(token)
+    key = next(k for k in jwks["keys"] if k["kid"] == header["kid"])
+    claims: dict[str, object] = pyjwt.decode(
+        token, pyjwt.PyJWK(key).key, algorithms=["RS256"], issuer="https://actas.test",
+        options={"require": ["exp", "nbf", "iat", "iss", "sub"]},
+    )
+    return claims
+
+
+def test_token_verifies_against_served_jwks_with_the_documented_claims(
+        backend: TestClient, browser: TestClient, app_client: TestClient) -> None:
+    user = create_user(backend)
+    session_id = sign_in(browser)
+
+    token = mint(browser, session_id)
+
+    header = pyjwt.get_unverified_header(token)
+    assert header["alg"] == "RS256" and header["typ"] == "JWT" and header["kid"]
+    claims = _verify(app_client, token)
+    assert claims["sub"] == user["id"]
+    assert claims["sid"] == session_id
+    assert claims["azp"] == APP_ORIGIN
+    assert claims["iss"] == "https://actas.test"
+    assert claims["v"] == 2
+    assert claims["nbf"] == claims["iat"] - 5  # type: ignore[operator]
+    assert claims["exp"] == claims["iat"] + 60  # type: ignore[operator]
+    assert str(claims["jti"]).startswith("jti_")
+    assert "act" not in claims
+
+
+def test_token_is_also_set_as_the_session_cookie(backend: TestClient,
+                                                 browser: TestClient) -> None:
+    create_user(backend)
+    session_id = sign_in(browser)
+
+    response = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={})
+
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"__session={response.json()['jwt']};")
+    assert "Secure" in cookie and "SameSite=lax" in cookie and "Max-Age=60" in cookie
+
+
+def test_every_token_has_a_fresh_jti(backend: TestClient, browser: TestClient) -> None:
+    create_user(backend)
+    session_id = sign_in(browser)
+    first, second = mint(browser, session_id), mint(browser, session_id)
+    assert pyjwt.decode(first, options={"verify_signature": False})["jti"] != \
+        pyjwt.decode(second, options={"verify_signature": False})["jti"]
+
+
+def test_ended_session_mints_no_token(backend: TestClient, browser: TestClient) -> None:
+    create_user(backend)
+    session_id = sign_in(browser)
+
+    ended = browser.post(f"/v1/client/sessions/{session_id}/end", json={})
+    refused = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={})
+
+    assert ended.status_code == 200 and ended.json()["response"]["status"] == "ended"
+    assert refused.status_code == 400
+    assert error_code(refused) == "session_not_active"
+    assert refused.json()["errors"][0]["meta"]["status"] == "ended"
+
+
+def test_revoked_session_mints_no_token(backend: TestClient, browser: TestClient) -> None:
+    create_user(backend)
+    session_id = sign_in(browser)
+
+    revoked = backend.post(f"/v1/sessions/{session_id}/revoke")
+    refused = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={})
+    refused_backend = backend.post(f"/v1/sessions/{session_id}/tokens")
+
+    assert revoked.json()["status"] == "revoked"
+    assert error_code(refused) == "session_not_active"
+    assert error_code(refused_backend) == "session_not_active"
+
+
+def test_expired_and_abandoned_sessions_mint_no_token(
+        backend: TestClient, browser: TestClient, clock: FrozenClock,
+        instance: Instance) -> None:
+    create_user(backend)
+    settings = instance.settings
+    idle = sign_in(browser)
+    clock.advance(seconds=settings.session_inactivity_timeout - 1)
+    kept_alive = sign_in(browser)
+    mint(browser, kept_alive)
+    clock.advance(seconds=2)
+
+    abandoned = browser.post(f"/v1/client/sessions/{idle}/tokens", json={})
+    assert abandoned.json()["errors"][0]["meta"]["status"] == "abandoned"
+    mint(browser, kept_alive)  # activity keeps a session alive ...
+
+    for _ in range(settings.session_max_lifetime // settings.session_inactivity_timeout):
+        clock.advance(seconds=settings.session_inactivity_timeout - 1)
+        mint(browser, kept_alive)
+    clock.advance(seconds=settings.session_inactivity_timeout)
+    expired = browser.post(f"/v1/client/sessions/{kept_alive}/tokens", json={})
+    # ... but never past its absolute lifetime.
+    assert expired.json()["errors"][0]["meta"]["status"] == "expired"
+    listed = backend.get("/v1/sessions", params={"status": "expired"}).json()
+    assert [s["id"] for s in listed] == [kept_alive]
+
+
+def test_another_browsers_session_is_invisible(backend: TestClient, browser: TestClient,
+                                               instance: Instance) -> None:
+    from actas.server import create_app
+
+    create_user(backend)
+    victim_session = sign_in(browser)
+    with TestClient(create_app(instance), base_url="https://actas.test",
+                    headers={"Origin": APP_ORIGIN}) as attacker:
+        create_user(backend, "eve@example.com")
+        sign_in(attacker, "eve@example.com")
+        stolen = attacker.post(f"/v1/client/sessions/{victim_session}/tokens", json={})
+        ended = attacker.post(f"/v1/client/sessions/{victim_session}/end", json={})
+    assert stolen.status_code == 404 and error_code(stolen) == "resource_not_found"
+    assert ended.status_code == 404
+    mint(browser, victim_session)  # still alive
+
+
+def test_without_a_client_cookie_the_browser_is_signed_out(browser: TestClient) -> None:
+    response = browser.post("/v1/client/sessions/sess_x/tokens", json={})
+    assert response.status_code == 401 and error_code(response) == "signed_out"
+    assert browser.get("/v1/client").json() == {"response": None, "client": None}
+
+
+def test_banned_user_mints_no_token(backend: TestClient, browser: TestClient) -> None:
+    user = create_user(backend)
+    session_id = sign_in(browser)
+    backend.post(f"/v1/users/{user['id']}/ban")
+    refused = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["meta"]["status"] == \
+        "revoked"
