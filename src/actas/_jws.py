@@ -40,13 +40,20 @@ def sign(private_key: PrivateKey, alg: Algorithm, signing_input: bytes) -> bytes
     """Sign ``signing_input`` (``header.payload``) and return the raw JWS signature."""
     if alg == "RS256" and isinstance(private_key, rsa.RSAPrivateKey):
         return private_key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    if alg == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey):
+    if (alg == "ES256" and isinstance(private_key, ec.EllipticCurvePrivateKey)
+            and isinstance(private_key.curve, ec.SECP256R1)):  # RFC 7518 §3.4: P-256 only
         # JWS wants r || s, each 32 bytes, not the DER that cryptography returns.
         r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
     if alg == "EdDSA" and isinstance(private_key, ed25519.Ed25519PrivateKey):
         return private_key.sign(signing_input)
-    raise ValueError(f"key type {type(private_key).__name__} cannot sign {alg}")
+    raise ValueError(f"a {_describe(private_key)} key cannot sign {alg}")
+
+
+def _describe(key: PrivateKey | PublicKey) -> str:
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
+        return f"EC {key.curve.name}"
+    return type(key).__name__
 
 
 def encode_compact(header: dict[str, Any], payload: dict[str, Any], private_key: PrivateKey,
@@ -69,6 +76,8 @@ def public_jwk(public_key: PublicKey, *, kid: str, alg: Algorithm) -> dict[str, 
         numbers = public_key.public_numbers()
         return {"kty": "RSA", **base, "n": _int_b64(numbers.n), "e": _int_b64(numbers.e)}
     if isinstance(public_key, ec.EllipticCurvePublicKey):
+        if not isinstance(public_key.curve, ec.SECP256R1):
+            raise ValueError(f"a {_describe(public_key)} key has no ES256 JWK")
         point = public_key.public_numbers()
         return {"kty": "EC", **base, "crv": "P-256",
                 "x": _int_b64(point.x, 32), "y": _int_b64(point.y, 32)}

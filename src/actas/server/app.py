@@ -8,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 import actas
 from actas.server import backend_api, frontend_api
 from actas.server.http import errors
-from actas.server.http.limits import BodySizeLimit
+from actas.server.http.limits import RequestLimits
 from actas.server.instance import Instance
 
 DESCRIPTION = """\
@@ -48,5 +48,5 @@ def create_app(instance: Instance) -> FastAPI:
         allow_headers=["Authorization", "Content-Type"],
         max_age=600,
     )
-    app.add_middleware(BodySizeLimit, max_bytes=instance.settings.max_body_bytes)
+    app.add_middleware(RequestLimits, max_bytes=instance.settings.max_body_bytes)
     return app

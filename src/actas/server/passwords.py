@@ -22,7 +22,7 @@ PRESETS: dict[PasswordPreset, argon2.PasswordHasher] = {
         argon2.profiles.RFC_9106_LOW_MEMORY
     ),
     # Deliberately weak, so that test suites that sign up hundreds of users stay
-    # fast. Never use it for real passwords; settings refuse it outside tests.
+    # fast. Never use it for real passwords; `actas serve` warns when it is on.
     "test-only-insecure": argon2.PasswordHasher(
         time_cost=1, memory_cost=8, parallelism=1, hash_len=16, salt_len=16
     ),

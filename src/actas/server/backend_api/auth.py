@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import Request
-from fastapi.security import HTTPBearer
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 
 from actas._errors import SecretKeyInvalid, SecretKeyMissing
@@ -18,7 +20,10 @@ secret_key_scheme = HTTPBearer(bearerFormat="sk_…", auto_error=False,
                                description="The instance's Backend API secret key.")
 
 
-def require_secret_key(request: Request) -> None:
+def require_secret_key(
+    request: Request,
+    _declared: Annotated[HTTPAuthorizationCredentials | None, Depends(secret_key_scheme)],
+) -> None:
     """FastAPI dependency: raise unless the request carries a valid secret key."""
     header = request.headers.get("authorization")
     if not header:

@@ -28,7 +28,7 @@ def list_sessions(
     client_id: Annotated[str | None, Query(max_length=40)] = None,
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     paginated: bool = False,
 ) -> list[SessionObject] | SessionPage:
     instance = instance_of(request)

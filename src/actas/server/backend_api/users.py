@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from actas.server import users
+from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of
 from actas.server.resources import DeletedObject, UserObject, user_object
 
@@ -16,9 +17,7 @@ router = APIRouter(tags=["Users"])
 Metadata = Annotated[dict[str, Any], Field(description="Arbitrary JSON, at most 8 KiB.")]
 
 
-class CreateUserBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CreateUserBody(RequestBody):
     email_address: list[Annotated[str, Field(max_length=320)]] | None = None
     username: Annotated[str, Field(max_length=64)] | None = None
     password: Annotated[str, Field(max_length=1024)] | None = None
@@ -34,9 +33,7 @@ class CreateUserBody(BaseModel):
         None, description="Accepted for Clerk compatibility; a password is always optional.")
 
 
-class UpdateUserBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class UpdateUserBody(RequestBody):
     username: Annotated[str, Field(max_length=64)] | None = None
     password: Annotated[str, Field(max_length=1024)] | None = None
     first_name: Annotated[str, Field(max_length=256)] | None = None
@@ -61,7 +58,7 @@ class TotalCount(BaseModel):
 
 def _query(
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     order_by: Annotated[str, Query(max_length=40)] = "-created_at",
     query: Annotated[str | None, Query(max_length=256)] = None,
     email_address: Annotated[list[str] | None, Query()] = None,
@@ -97,7 +94,7 @@ def create_user(request: Request, body: CreateUserBody) -> UserObject:
 def list_users(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     order_by: Annotated[str, Query(max_length=40)] = "-created_at",
     query: Annotated[str | None, Query(max_length=256)] = None,
     email_address: Annotated[list[str] | None, Query()] = None,

@@ -4,7 +4,9 @@ from fastapi import APIRouter
 
 from actas.server.frontend_api import client, sign_ins, sign_ups, well_known
 
-router = APIRouter()
+from actas.server.http.errors import ERROR_RESPONSES
+
+router = APIRouter(responses=ERROR_RESPONSES)
 router.include_router(sign_ups.router)
 router.include_router(sign_ins.router)
 router.include_router(client.router)

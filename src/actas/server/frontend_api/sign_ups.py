@@ -5,18 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from actas.server import sessions, users
 from actas.server.frontend_api.responses import Envelope, client_or_new, render_client
+from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, trusted_origin
 
 router = APIRouter(tags=["Frontend API"])
 
 
-class SignUpBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SignUpBody(RequestBody):
     email_address: Annotated[str, Field(max_length=320)]
     password: Annotated[str, Field(max_length=1024)]
     username: Annotated[str, Field(max_length=64)] | None = None

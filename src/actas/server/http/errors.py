@@ -11,16 +11,29 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 
 from actas._errors import ActasError
+from actas.server.resources import ErrorEnvelope
 
 log = logging.getLogger("actas.server")
 
 _VALIDATION_CODES = {
     "missing": "form_param_missing",
     "extra_forbidden": "form_param_unknown",
+}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in [
+        (400, "Malformed request, or an operation the resource's state refuses"),
+        (401, "Missing or invalid credentials"),
+        (403, "Not allowed (origin, ban, permission)"),
+        (404, "No such resource"),
+        (422, "A parameter is missing, unknown or invalid"),
+    ]
 }
 
 
@@ -90,6 +103,15 @@ async def _on_integrity_error(_request: Request, exc: Exception) -> JSONResponse
                           "meta": {}})
 
 
+async def _on_data_error(_request: Request, exc: Exception) -> JSONResponse:
+    # A value the database cannot store slipped past validation; the client
+    # sent it, so it is the client's error, and nothing was written.
+    log.warning("database refused a value: %s", type(exc).__name__)
+    message = "The request contains a value that cannot be stored."
+    return envelope(422, {"code": "form_param_format_invalid", "message": message,
+                          "long_message": message, "meta": {}})
+
+
 async def _on_database_busy(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", type(exc).__name__)
     message = "The database is busy or unavailable; retry shortly."
@@ -109,5 +131,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ActasError, _on_actas_error)
     app.add_exception_handler(HTTPException, _on_http_error)
     app.add_exception_handler(IntegrityError, _on_integrity_error)
+    app.add_exception_handler(DataError, _on_data_error)
     app.add_exception_handler(OperationalError, _on_database_busy)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -1,4 +1,9 @@
-"""A cap on request body size, enforced before the body is parsed."""
+"""Limits every request meets before routing: a body size cap, and no NUL characters.
+
+NUL is refused in the path and query string here (and in JSON bodies by
+``actas.server.http.bodies``) because PostgreSQL cannot store it in text
+while SQLite can: refusing it at the edge keeps both backends identical.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ class _TooLarge(Exception):
     pass
 
 
-class BodySizeLimit:
+class RequestLimits:
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -20,6 +25,10 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await _refuse(send, 400, "invalid_request",
+                          "The address contains a NUL character, which actas never accepts.")
+            return
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
@@ -27,7 +36,7 @@ class BodySizeLimit:
                 except ValueError:
                     too_large = False
                 if too_large:
-                    await self._refuse(send)
+                    await self._refuse_size(send)
                     return
         received = 0
         started = False
@@ -51,13 +60,17 @@ class BodySizeLimit:
             await self.app(scope, counting_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse_size(send)
 
-    async def _refuse(self, send: Send) -> None:
-        message = f"Request bodies are limited to {self.max_bytes} bytes."
-        body = json.dumps({"errors": [{"code": "request_body_too_large", "message": message,
-                                       "long_message": message, "meta": {}}]}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+    async def _refuse_size(self, send: Send) -> None:
+        await _refuse(send, 413, "request_body_too_large",
+                      f"Request bodies are limited to {self.max_bytes} bytes.")
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"errors": [{"code": code, "message": message,
+                                   "long_message": message, "meta": {}}]}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,87 @@
+"""Frontend API: sign-up, password sign-in, and the client they create."""
+
+from __future__ import annotations
+
+from starlette.testclient import TestClient
+
+from tests.support.flows import PASSWORD, create_user, error_code, sign_in
+
+
+def test_sign_up_creates_user_client_and_session(browser: TestClient, backend: TestClient
+                                                 ) -> None:
+    response = browser.post("/v1/client/sign_ups", json={
+        "email_address": "new@example.com", "password": PASSWORD, "first_name": "New"})
+
+    assert response.status_code == 200, response.text
+    attempt, client = response.json()["response"], response.json()["client"]
+    assert attempt["object"] == "sign_up_attempt" and attempt["status"] == "complete"
+    assert client["last_active_session_id"] == attempt["created_session_id"]
+    [session] = client["sessions"]
+    assert session["user"]["id"] == attempt["created_user_id"]
+    assert session["user"]["first_name"] == "New"
+    assert backend.get(f"/v1/users/{attempt['created_user_id']}").status_code == 200
+
+
+def test_client_cookie_is_httponly_secure_lax(backend: TestClient, browser: TestClient) -> None:
+    create_user(backend)
+    response = browser.post("/v1/client/sign_ins",
+                            json={"identifier": "ada@example.com", "password": PASSWORD})
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith("__client=ct_")
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=lax" in cookie
+
+
+def test_sign_in_by_username_and_get_client(backend: TestClient, browser: TestClient) -> None:
+    user = create_user(backend, username="ada")
+    session_id = sign_in(browser, "ADA")
+
+    client = browser.get("/v1/client").json()["response"]
+
+    assert client["object"] == "client"
+    assert [s["id"] for s in client["sessions"]] == [session_id]
+    assert client["sessions"][0]["user"]["id"] == user["id"]
+    assert client["sessions"][0]["public_user_data"]["identifier"] == "ada@example.com"
+
+
+def test_wrong_password_and_unknown_user_look_the_same(backend: TestClient,
+                                                       browser: TestClient) -> None:
+    create_user(backend)
+    wrong = browser.post("/v1/client/sign_ins",
+                         json={"identifier": "ada@example.com", "password": "nope nope"})
+    unknown = browser.post("/v1/client/sign_ins",
+                           json={"identifier": "nobody@example.com", "password": "nope nope"})
+    assert wrong.status_code == unknown.status_code == 422
+    assert wrong.json() == unknown.json()
+    assert error_code(wrong) == "form_credentials_invalid"
+    assert "set-cookie" not in wrong.headers  # a failed sign-in creates no client
+
+
+def test_user_without_password_cannot_password_sign_in(backend: TestClient,
+                                                       browser: TestClient) -> None:
+    backend.post("/v1/users", json={"email_address": ["nopw@example.com"]})
+    response = browser.post("/v1/client/sign_ins",
+                            json={"identifier": "nopw@example.com", "password": "anything!"})
+    assert error_code(response) == "form_credentials_invalid"
+
+
+def test_one_browser_holds_several_sessions_and_ending_one_keeps_the_other(
+        backend: TestClient, browser: TestClient) -> None:
+    create_user(backend, "ada@example.com")
+    create_user(backend, "bob@example.com")
+    ada = sign_in(browser, "ada@example.com")
+    bob = sign_in(browser, "bob@example.com")
+    assert browser.get("/v1/client").json()["response"]["last_active_session_id"] == bob
+
+    ended = browser.post(f"/v1/client/sessions/{bob}/end", json={}).json()
+
+    assert ended["response"]["status"] == "ended"
+    assert ended["client"]["last_active_session_id"] == ada
+    assert [s["id"] for s in ended["client"]["sessions"]] == [ada]
+
+
+def test_end_clears_the_session_cookie(backend: TestClient, browser: TestClient) -> None:
+    create_user(backend)
+    session_id = sign_in(browser)
+    response = browser.post(f"/v1/client/sessions/{session_id}/end", json={})
+    assert 'Max-Age=0' in response.headers["set-cookie"]
+    assert response.headers["set-cookie"].startswith("__session=")

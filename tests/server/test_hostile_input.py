@@ -1,0 +1,141 @@
+"""No request a client can send yields a 500, and a refused request writes nothing.
+
+Every operation in the served OpenAPI document is sent a corpus of hostile
+bodies, path parameters and query strings; each answer must be a 4xx with
+the error envelope (or a success), never a 5xx.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from starlette.testclient import TestClient
+
+from actas.server.db.schema import Base
+from tests.support.flows import create_user, sign_in
+
+BODIES: list[tuple[str, bytes]] = [
+    ("not json", b"{not json"),
+    ("truncated", b'{"email_address": ["a@b.c"'),
+    ("array", b"[1, 2, 3]"),
+    ("string", b'"hello"'),
+    ("null", b"null"),
+    ("number", b"1e999999"),
+    ("deep nesting", b"[" * 5000 + b"]" * 5000),
+    ("nul byte", b'{"email_address": ["a\\u0000@b.c"], "username": "x\\u0000y", '
+                 b'"identifier": "a\\u0000", "password": "p\\u0000assword!", '
+                 b'"first_name": "\\u0000"}'),
+    ("lone surrogate", b'{"first_name": "\\ud800", "identifier": "\\udfff", '
+                       b'"password": "\\ud800\\ud800xxxxxx", "email_address": "\\ud800@x.io"}'),
+    ("huge int", b'{"limit": 99999999999999999999999999, "first_name": 1e308}'),
+    ("wrong types", b'{"email_address": {"a": 1}, "password": [], "username": 5, '
+                    b'"public_metadata": "x", "identifier": null, "strategy": 3}'),
+    ("long strings", b'{"email_address": ["' + b"a" * 5000 + b'@x.io"], "username": "'
+                     + b"u" * 5000 + b'", "identifier": "' + b"i" * 5000 + b'", "password": "'
+                     + b"p" * 5000 + b'"}'),
+    ("big metadata", b'{"email_address": ["m@x.io"], "public_metadata": {"k": "'
+                     + b"v" * 20000 + b'"}}'),
+    ("invalid utf-8", b'{"first_name": "\xff\xfe"}'),
+    ("empty", b""),
+]
+
+PATH_VALUES = ["x", "user_" + "A" * 500, "%00", "..%2F..%2Fetc", "' OR 1=1 --", "%F0%9F%92%A9",
+               "sess_%00"]
+
+QUERIES: list[dict[str, Any] | list[tuple[str, str]]] = [
+    {"limit": "-1"}, {"limit": "abc"}, {"offset": "99999999999999999999999"},
+    {"order_by": "'; DROP TABLE users; --"}, {"status": "\x00"}, {"query": "\x00%_\\"},
+    {"paginated": "maybe"}, {"user_id": "u" * 5000}, {"banned": "2"},
+    [("email_address", "\x00")] * 50,
+]
+
+
+def _operations(client: TestClient) -> list[tuple[str, str]]:
+    paths = client.get("/openapi.json").json()["paths"]
+    return [(method.upper(), path) for path, item in paths.items() for method in item]
+
+
+def _fill(path: str, value: str) -> str:
+    return re.sub(r"\{[^}]+\}", value, path)
+
+
+def _assert_client_error(response: Any, what: str) -> None:
+    assert response.status_code < 500, f"{what}: {response.status_code} {response.text[:300]}"
+    if response.status_code >= 400:
+        body = response.json()
+        assert body["errors"][0]["code"] and body["errors"][0]["message"], what
+
+
+@pytest.fixture
+def signed_in(backend: TestClient, browser: TestClient) -> str:
+    create_user(backend)
+    return sign_in(browser)
+
+
+def test_hostile_bodies_get_4xx(backend: TestClient, browser: TestClient, signed_in: str
+                                ) -> None:
+    for method, path in _operations(backend):
+        if method not in {"POST", "PATCH"}:
+            continue
+        url = _fill(path, signed_in if "session" in path else "user_x")
+        for name, body in BODIES:
+            for client in (backend, browser):
+                response = client.request(method, url, content=body,
+                                          headers={"Content-Type": "application/json"})
+                _assert_client_error(response, f"{method} {url} with {name}")
+
+
+def test_hostile_path_parameters_get_4xx(backend: TestClient, browser: TestClient) -> None:
+    for method, path in _operations(backend):
+        if "{" not in path:
+            continue
+        for value in PATH_VALUES:
+            for client in (backend, browser):
+                response = client.request(method, _fill(path, value), json={})
+                _assert_client_error(response, f"{method} {path} with {value!r}")
+
+
+def test_hostile_query_strings_get_4xx(backend: TestClient) -> None:
+    for method, path in _operations(backend):
+        if method != "GET" or "{" in path:
+            continue
+        for params in QUERIES:
+            response = backend.get(path, params=params)
+            _assert_client_error(response, f"GET {path} with {params!r}"[:200])
+
+
+def test_hostile_cookies_and_headers_get_4xx(browser: TestClient, backend: TestClient) -> None:
+    for cookie in ["ct_" + "x" * 5000, "ct_\x7f", "", "sk_test", "ct_' OR 1=1"]:
+        browser.cookies.set("__client", cookie, domain="actas.test")
+        _assert_client_error(browser.get("/v1/client"), f"cookie {cookie[:20]!r}")
+        _assert_client_error(browser.post("/v1/client/sessions/sess_x/tokens", json={}),
+                             f"cookie {cookie[:20]!r}")
+    for header in ["Bearer", "Bearer ", "Bearer sk_" + "x" * 10000, "bearer\tsk_x", "sk_x"]:
+        response = backend.get("/v1/users", headers={"Authorization": header})
+        assert response.status_code == 401, header[:30]
+
+
+def test_oversized_body_is_refused_before_parsing(backend: TestClient) -> None:
+    response = backend.post("/v1/users", content=b"{" + b" " * 2_000_000 + b"}",
+                            headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["code"] == "request_body_too_large"
+
+
+def test_refused_requests_write_nothing(backend: TestClient, engine: Engine) -> None:
+    def row_counts() -> dict[str, int]:
+        with engine.connect() as connection:
+            return {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
+                    for t in Base.metadata.sorted_tables}
+
+    before = row_counts()
+    for _name, body in BODIES:
+        backend.post("/v1/users", content=body, headers={"Content-Type": "application/json"})
+    # Valid email, then an invalid field: the user must not be half-created.
+    backend.post("/v1/users", json={"email_address": ["ok@example.com", "bad"]})
+    backend.post("/v1/users", json={"email_address": ["ok@example.com"], "password": "short"})
+    assert row_counts() == before
