@@ -76,7 +76,7 @@ def _serve(args: argparse.Namespace) -> None:
     settings = instance.settings
     new_key = instance.ensure_secret_key()
     print(f"actas {settings.frontend_api_url}  (database: {instance.engine.url!r})")
-    if settings.password_hashing == "test-only-insecure":
+    if settings.password_hashing == "test-only-insecure":  # noqa: S105  (a preset name)
         print("WARNING: ACTAS_PASSWORD_HASHING=test-only-insecure: passwords are hashed with "
               "parameters meant for test suites only.", file=sys.stderr)
     if new_key is not None:

@@ -4,7 +4,6 @@ from fastapi import APIRouter, Depends
 
 from actas.server.backend_api import jwks, sessions, users
 from actas.server.backend_api.auth import require_secret_key
-
 from actas.server.http.errors import ERROR_RESPONSES
 
 router = APIRouter(dependencies=[Depends(require_secret_key)], responses=ERROR_RESPONSES)

@@ -3,7 +3,6 @@
 from fastapi import APIRouter
 
 from actas.server.frontend_api import client, sign_ins, sign_ups, well_known
-
 from actas.server.http.errors import ERROR_RESPONSES
 
 router = APIRouter(responses=ERROR_RESPONSES)
