@@ -99,7 +99,7 @@ class ActasServer:
     def __init__(self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None,
                  startup_timeout: float = 30) -> None:
         self._args = list(args)
-        self._cwd = cwd
+        self.cwd = cwd
         self._env = dict(env) if env is not None else actas_env()
         self._startup_timeout = startup_timeout
         logs = Path(tempfile.mkdtemp(prefix="actas-serve-", dir=cwd))
@@ -169,7 +169,7 @@ class ActasServer:
         # Appended to, so a retry on another port keeps what the first attempt printed
         # (a generated secret key is printed only by the attempt that generated it).
         with self._stdout_path.open("ab") as out, self._stderr_path.open("ab") as err:
-            self._process = subprocess.Popen(args, cwd=self._cwd, env=self._env,
+            self._process = subprocess.Popen(args, cwd=self.cwd, env=self._env,
                                              stdin=subprocess.DEVNULL, stdout=out, stderr=err)
 
     def _wait_until_ready(self) -> bool:

@@ -84,6 +84,9 @@ def _serve(args: argparse.Namespace) -> None:
               "stored only as a hash:\n\n"
               f"    {new_key.reveal()}\n\n"
               "Keep it in ACTAS_SECRET_KEY for your application's backend.\n")
+    # Flushed now: under systemd or docker stdout is a pipe, and a key still in
+    # the buffer when the process dies would be lost for good (only its hash is kept).
+    sys.stdout.flush()
     uvicorn.run(create_app(instance), host=settings.host, port=settings.port,
                 log_level="info", proxy_headers=False)
 

@@ -44,7 +44,24 @@ class Settings:
     password_hashing: PasswordPreset = "rfc9106-low-memory"  # noqa: S105  (a preset name)
     cookie_secure: bool = True
     max_body_bytes: int = 1_000_000
+    # Impersonation policy.
+    application_url: str | None = None  # where an accepted ticket lands; see landing_url
+    actor_token_max_expires_in: int = 1 * DAY
+    impersonation_max_duration: int = 4 * 3600
+    impersonation_inactivity_timeout: int = 600
+    require_reason: bool = True
+    allow_nested_impersonation: bool = False
+    # "<metadata>.<key>=<value>" alternatives that make a user protected.
+    protected_metadata_rules: tuple[str, ...] = (
+        "public_metadata.role=admin", "private_metadata.role=admin")
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def landing_url(self) -> str:
+        """Where the browser goes after accepting an impersonation ticket."""
+        if self.application_url:
+            return self.application_url
+        return self.allowed_origins[0] if self.allowed_origins else self.frontend_api_url
 
     @property
     def trusted_origins(self) -> frozenset[str]:
@@ -72,6 +89,13 @@ _ENV = {
     "signing_algorithm": "ACTAS_SIGNING_ALGORITHM",
     "password_hashing": "ACTAS_PASSWORD_HASHING",
     "cookie_secure": "ACTAS_COOKIE_SECURE",
+    "application_url": "ACTAS_APPLICATION_URL",
+    "actor_token_max_expires_in": "ACTAS_ACTOR_TOKEN_MAX_EXPIRES_IN",
+    "impersonation_max_duration": "ACTAS_IMPERSONATION_MAX_DURATION",
+    "impersonation_inactivity_timeout": "ACTAS_IMPERSONATION_INACTIVITY_TIMEOUT",
+    "require_reason": "ACTAS_REQUIRE_REASON",
+    "allow_nested_impersonation": "ACTAS_ALLOW_NESTED_IMPERSONATION",
+    "protected_metadata_rules": "ACTAS_PROTECTED_METADATA_RULES",
 }
 
 _INT_BOUNDS = {
@@ -79,6 +103,9 @@ _INT_BOUNDS = {
     "session_token_lifetime": (10, 3_600),
     "session_max_lifetime": (60, 365 * DAY),
     "session_inactivity_timeout": (60, 365 * DAY),
+    "actor_token_max_expires_in": (60, 30 * DAY),
+    "impersonation_max_duration": (60, DAY),
+    "impersonation_inactivity_timeout": (30, DAY),
 }
 
 
@@ -107,7 +134,8 @@ def load_settings(
     data_dir = Path(raw.get("data_dir", ".actas"))
     values["data_dir"] = data_dir
     values["host"] = host
-    values["database_url"] = str(raw.get("database_url") or f"sqlite:///{data_dir / 'actas.db'}")
+    values["database_url"] = _database_url(
+        str(raw.get("database_url") or f"sqlite:///{data_dir / 'actas.db'}"))
     values["frontend_api_url"] = _url(
         "frontend_api_url", str(raw.get("frontend_api_url", f"http://{host}:{port}"))
     ).rstrip("/")
@@ -137,8 +165,13 @@ def load_settings(
                 f"ACTAS_PASSWORD_HASHING must be one of {', '.join(get_args(PasswordPreset))}."
             )
         values["password_hashing"] = raw["password_hashing"]
-    if "cookie_secure" in raw:
-        values["cookie_secure"] = _bool("cookie_secure", raw["cookie_secure"])
+    for name in ("cookie_secure", "require_reason", "allow_nested_impersonation"):
+        if name in raw:
+            values[name] = _bool(name, raw[name])
+    if "application_url" in raw:
+        values["application_url"] = _url("application_url", str(raw["application_url"]))
+    if "protected_metadata_rules" in raw:
+        values["protected_metadata_rules"] = _rules(raw["protected_metadata_rules"])
     if "extra" in raw:
         values["extra"] = dict(raw["extra"])
 
@@ -154,6 +187,30 @@ def _int(name: str, value: Any, low: int, high: int) -> int:
     if not low <= number <= high:
         raise ConfigurationInvalid(f"{_ENV[name]} must be between {low} and {high}, got {number}.")
     return number
+
+
+def _database_url(value: str) -> str:
+    scheme = value.partition("://")[0].partition("+")[0].lower()
+    if "://" not in value or scheme not in {"sqlite", "postgresql", "postgres"}:
+        raise ConfigurationInvalid(
+            "ACTAS_DATABASE_URL must be sqlite:///path/to/file.db or "
+            "postgresql://user:password@host:port/database."
+        )
+    return value
+
+
+def _rules(value: Any) -> tuple[str, ...]:
+    rules = [r.strip() for r in value.split(",")] if isinstance(value, str) else list(value)
+    for rule in filter(None, rules):
+        path, sep, _expected = rule.partition("=")
+        where, dot, key = path.partition(".")
+        if not sep or not dot or not key or where not in {
+                "public_metadata", "private_metadata"}:  # never user-writable unsafe_metadata
+            raise ConfigurationInvalid(
+                "ACTAS_PROTECTED_METADATA_RULES entries look like "
+                f"'public_metadata.role=admin', got {rule!r}."
+            )
+    return tuple(filter(None, rules))
 
 
 def _bool(name: str, value: Any) -> bool:
