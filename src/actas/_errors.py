@@ -10,7 +10,14 @@ travels as ``meta`` (never a secret).
     │   ├── MalformedRequestBody        malformed_request_body 400
     │   ├── FormParamInvalid            form_param_*           422
     │   ├── IdentifierExists            form_identifier_exists 422
-    │   └── SessionNotActive            session_not_active     400
+    │   ├── SessionNotActive            session_not_active     400
+    │   ├── NotImpersonating            session_not_impersonated 400
+    │   ├── ActorTokenNotPending        actor_token_not_pending 400
+    │   └── TicketRejected              ticket_*               400
+    │       ├── TicketInvalid           ticket_invalid
+    │       ├── TicketExpired           ticket_expired
+    │       ├── TicketRevoked           ticket_revoked
+    │       └── TicketAlreadyUsed       ticket_already_used
     ├── AuthenticationFailed            authentication_failed  401
     │   ├── SecretKeyMissing            authorization_header_missing
     │   ├── SecretKeyInvalid            authentication_invalid
@@ -19,7 +26,16 @@ travels as ``meta`` (never a secret).
     ├── PermissionDenied                permission_denied      403
     │   ├── OriginNotAllowed            origin_invalid
     │   ├── NonSimpleRequestRequired    request_header_missing
-    │   └── UserBanned                  user_banned
+    │   ├── UserBanned                  user_banned
+    │   ├── ImpersonatedSessionForbidden impersonated_session_forbidden
+    │   └── ImpersonationRefused        impersonation_*  (policy; each audited)
+    │       ├── ImpersonationNotPermitted     impersonation_not_permitted
+    │       ├── ImpersonationOfSelf           impersonation_self
+    │       ├── ImpersonationTargetBanned     impersonation_target_banned
+    │       ├── ImpersonationTargetNotFound   impersonation_target_not_found
+    │       ├── ImpersonationTargetProtected  impersonation_target_protected
+    │       ├── ImpersonationNested           impersonation_nested
+    │       └── ImpersonationReasonRequired   impersonation_reason_required
     ├── ResourceNotFound                resource_not_found     404
     ├── RequestTooLarge                 request_body_too_large 413
     └── ConfigurationInvalid            configuration_invalid  (raised at start-up)
@@ -31,14 +47,25 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ActasError",
+    "ActorTokenNotPending",
     "AuthenticationFailed",
     "ConfigurationInvalid",
     "FormParamInvalid",
     "IdentifierExists",
+    "ImpersonatedSessionForbidden",
+    "ImpersonationNested",
+    "ImpersonationNotPermitted",
+    "ImpersonationOfSelf",
+    "ImpersonationReasonRequired",
+    "ImpersonationRefused",
+    "ImpersonationTargetBanned",
+    "ImpersonationTargetNotFound",
+    "ImpersonationTargetProtected",
     "InvalidCredentials",
     "InvalidRequest",
     "MalformedRequestBody",
     "NonSimpleRequestRequired",
+    "NotImpersonating",
     "OriginNotAllowed",
     "PermissionDenied",
     "RequestTooLarge",
@@ -47,6 +74,11 @@ __all__ = [
     "SecretKeyMissing",
     "SessionNotActive",
     "SignedOut",
+    "TicketAlreadyUsed",
+    "TicketExpired",
+    "TicketInvalid",
+    "TicketRejected",
+    "TicketRevoked",
     "UserBanned",
 ]
 
@@ -190,3 +222,91 @@ class ConfigurationInvalid(ActasError):
 
     code = "configuration_invalid"
     default_message = "The configuration is invalid."
+
+
+class NotImpersonating(InvalidRequest):
+    code = "session_not_impersonated"
+    default_message = "This session is not an impersonation."
+
+
+class ActorTokenNotPending(InvalidRequest):
+    """Only a pending actor token can be revoked; ``meta.status`` says what it is."""
+
+    code = "actor_token_not_pending"
+    default_message = "Only a pending actor token can be revoked."
+
+
+class TicketRejected(InvalidRequest):
+    code = "ticket_rejected"
+    default_message = "This sign-in link cannot be used."
+
+
+class TicketInvalid(TicketRejected):
+    code = "ticket_invalid"
+    default_message = "This sign-in link is not valid."
+
+
+class TicketExpired(TicketRejected):
+    code = "ticket_expired"
+    default_message = "This sign-in link has expired. Ask for a new one."
+
+
+class TicketRevoked(TicketRejected):
+    code = "ticket_revoked"
+    default_message = "This sign-in link was revoked."
+
+
+class TicketAlreadyUsed(TicketRejected):
+    code = "ticket_already_used"
+    default_message = "This sign-in link was already used; each link works once."
+
+
+class ImpersonatedSessionForbidden(PermissionDenied):
+    code = "impersonated_session_forbidden"
+    default_message = (
+        "This can't be done while impersonating a user. Stop impersonating and ask the user."
+    )
+
+
+class ImpersonationRefused(PermissionDenied):
+    """The impersonation policy refused; every refusal is written to the audit log."""
+
+    code = "impersonation_refused"
+    default_message = "This impersonation is not allowed."
+
+
+class ImpersonationNotPermitted(ImpersonationRefused):
+    code = "impersonation_not_permitted"
+    default_message = "Your role does not allow impersonating users."
+
+
+class ImpersonationOfSelf(ImpersonationRefused):
+    code = "impersonation_self"
+    default_message = "You cannot impersonate yourself."
+
+
+class ImpersonationTargetBanned(ImpersonationRefused):
+    code = "impersonation_target_banned"
+    default_message = "This user is banned and cannot be impersonated."
+
+
+class ImpersonationTargetNotFound(ImpersonationRefused):
+    code = "impersonation_target_not_found"
+    default_message = "This user does not exist or was deleted."
+
+
+class ImpersonationTargetProtected(ImpersonationRefused):
+    code = "impersonation_target_protected"
+    default_message = (
+        "This user is protected; impersonating them needs the impersonate:protected permission."
+    )
+
+
+class ImpersonationNested(ImpersonationRefused):
+    code = "impersonation_nested"
+    default_message = "You are already impersonating someone; nested impersonation is off."
+
+
+class ImpersonationReasonRequired(ImpersonationRefused):
+    code = "impersonation_reason_required"
+    default_message = "Give a reason for impersonating this user; it is recorded."

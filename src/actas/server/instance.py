@@ -15,7 +15,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as Db
 from sqlalchemy.orm import sessionmaker
 
-from actas.server import credentials, ids
+from actas.server import credentials, ids, webhooks
+from actas.server.audit import AuditLog, Record
 from actas.server.clock import Clock, SystemClock
 from actas.server.credentials import Secret
 from actas.server.db.engine import create_engine, migrate
@@ -32,6 +33,7 @@ class Instance:
     engine: Engine
     passwords: PasswordHasher
     keys: KeyRing
+    audit: AuditLog
 
     @classmethod
     def start(cls, settings: Settings, *, clock: Clock | None = None,
@@ -43,12 +45,14 @@ class Instance:
             engine=engine or create_engine(settings.database_url),
             passwords=PasswordHasher(settings.password_hashing),
             keys=KeyRing(settings.instance_secret),
+            audit=AuditLog(settings.instance_secret),
         )
         migrate(instance.engine)
         with instance.transaction() as db:
             instance.keys.ensure_one(
                 db, algorithm=settings.signing_algorithm, now_ms=instance.clock.now_ms()
             )
+            instance.audit.ensure_head(db)
         return instance
 
     def __post_init__(self) -> None:
@@ -62,6 +66,16 @@ class Instance:
 
     def now_ms(self) -> int:
         return self.clock.now_ms()
+
+    def record(self, db: Db, record: Record) -> None:
+        """Write an audit event (and queue its webhooks) in the caller's transaction."""
+        event = self.audit.append(db, record, now_ms=self.now_ms())
+        webhooks.enqueue(db, self, event)
+
+    def record_alone(self, record: Record) -> None:
+        """Write an audit event in its own transaction (for refusals, whose own rolls back)."""
+        with self.transaction() as db:
+            self.record(db, record)
 
     def ensure_secret_key(self) -> Secret | None:
         """Generate the first Backend API secret key if none exists; return it (once).

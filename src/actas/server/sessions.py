@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session as Db
 
 from actas._errors import FormParamInvalid, ResourceNotFound, SessionNotActive
 from actas.server import ids
+from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import Client, User
 from actas.server.db.schema import Session as SessionRow
 from actas.server.instance import Instance
@@ -37,8 +38,31 @@ def effective_status(row: SessionRow, now_ms: int) -> Status:
     return "expired" if now_ms >= row.expire_at else "active"
 
 
-def create(db: Db, instance: Instance, *, user: User, client: Client,
-           actor: dict[str, Any] | None = None) -> SessionRow:
+@dataclass(frozen=True)
+class Impersonation:
+    """What makes a new session an impersonation: who acts, by which token, for how long."""
+
+    actor: dict[str, Any]
+    actor_token_id: str
+    max_duration: int  # seconds, as the actor token asked
+    reason: str | None = None
+
+
+def inactivity_timeout_ms(instance: Instance, row: SessionRow) -> int:
+    settings = instance.settings
+    seconds = (settings.impersonation_inactivity_timeout if row.actor is not None
+               else settings.session_inactivity_timeout)
+    return seconds * 1000
+
+
+def create(db: Db, instance: Instance, *, user: User, client: Client, origin: RequestOrigin,
+           impersonation: Impersonation | None = None) -> SessionRow:
+    """Create an active session on ``client`` and make it the client's active one.
+
+    An impersonation session ends hard at ``min(max_duration, policy max)``
+    after it starts (refresh never moves it), and remembers the client's
+    previous session so that stopping returns to it.
+    """
     now = instance.now_ms()
     settings = instance.settings
     row = SessionRow(
@@ -46,7 +70,10 @@ def create(db: Db, instance: Instance, *, user: User, client: Client,
         user_id=user.id,
         client_id=client.id,
         status="active",
-        actor=actor,
+        actor=None,
+        actor_sub=None,
+        actor_token_id=None,
+        return_to_session_id=None,
         last_active_at=now,
         expire_at=now + settings.session_max_lifetime * 1000,
         abandon_at=now + settings.session_inactivity_timeout * 1000,
@@ -54,13 +81,26 @@ def create(db: Db, instance: Instance, *, user: User, client: Client,
         created_at=now,
         updated_at=now,
     )
+    if impersonation is not None:
+        hard_limit = min(impersonation.max_duration, settings.impersonation_max_duration)
+        row.actor = impersonation.actor
+        row.actor_sub = str(impersonation.actor["sub"])
+        row.actor_token_id = impersonation.actor_token_id
+        row.return_to_session_id = client.last_active_session_id
+        row.expire_at = now + hard_limit * 1000
+        row.abandon_at = now + settings.impersonation_inactivity_timeout * 1000
+    else:
+        user.last_sign_in_at = now
+        user.last_active_at = now
     db.add(row)
     client.last_active_session_id = row.id
     client.updated_at = now
-    if actor is None:
-        user.last_sign_in_at = now
-        user.last_active_at = now
     db.flush()
+    instance.record(db, Record(
+        type="session.created", actor_sub=row.actor_sub, user_id=user.id, session_id=row.id,
+        actor_token_id=row.actor_token_id,
+        reason=impersonation.reason if impersonation else None, origin=origin,
+        data={"actor": row.actor, "client_id": client.id, "expire_at": row.expire_at}))
     return row
 
 
@@ -91,22 +131,59 @@ def touch(db: Db, instance: Instance, row: SessionRow, user: User) -> None:
     """Record activity: the session's own clock always, the user's only when not impersonated."""
     now = instance.now_ms()
     row.last_active_at = now
-    row.abandon_at = now + instance.settings.session_inactivity_timeout * 1000
+    row.abandon_at = now + inactivity_timeout_ms(instance, row)
     row.updated_at = now
     if row.actor is None:
         user.last_active_at = now
     db.flush()
 
 
-def end(db: Db, instance: Instance, row: SessionRow, *, status: Literal["ended", "revoked"]
-        ) -> SessionRow:
+def end(db: Db, instance: Instance, row: SessionRow, *, status: Literal["ended", "revoked"],
+        origin: RequestOrigin, by: str | None = None) -> SessionRow:
+    """End an active session: ``ended`` by its own user, ``revoked`` by anyone else.
+
+    ``by`` names who ended it when that is not the session's user (an
+    operator, the Backend API, the kill switch); it goes into the audit event.
+    """
     now = instance.now_ms()
     require_active(row, now)
     row.status = status
     row.ended_at = now
     row.updated_at = now
     db.flush()
+    instance.record(db, Record(
+        type=f"session.{status}", actor_sub=row.actor_sub, user_id=row.user_id,
+        session_id=row.id, actor_token_id=row.actor_token_id, origin=origin,
+        data={"actor": row.actor, "ended_by": by}))
     return row
+
+
+def settle_lapsed(instance: Instance, *, session_ids: Sequence[str] = (), limit: int = 500
+                  ) -> int:
+    """Write down sessions that expired or were abandoned, each with its audit event.
+
+    Effective status is derived everywhere, so this only makes the lapse
+    visible in the audit trail (and webhooks); it runs from the background
+    worker and whenever a lapsed session is refused a token.
+    """
+    now = instance.now_ms()
+    with instance.transaction() as db:
+        stmt = select(SessionRow).where(or_(_status_clause("expired", now),
+                                            _status_clause("abandoned", now)),
+                                        SessionRow.status == "active")
+        if session_ids:
+            stmt = stmt.where(SessionRow.id.in_(list(session_ids)))
+        rows = db.scalars(stmt.order_by(SessionRow.id).limit(limit).with_for_update()).all()
+        for row in rows:
+            status = effective_status(row, now)
+            row.status = status
+            row.ended_at = min(row.expire_at, row.abandon_at)
+            row.updated_at = now
+            instance.record(db, Record(
+                type=f"session.{status}", actor_sub=row.actor_sub, user_id=row.user_id,
+                session_id=row.id, actor_token_id=row.actor_token_id,
+                data={"actor": row.actor, "ended_at": row.ended_at}))
+        return len(rows)
 
 
 @dataclass(frozen=True)
@@ -114,6 +191,11 @@ class SessionQuery:
     user_id: str | None = None
     client_id: str | None = None
     status: Status | None = None
+    actor_sub: str | None = None
+    impersonated: bool | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    before_id: str | None = None  # keyset cursor: sessions older than this one
     limit: int = 10
     offset: int = 0
 
@@ -140,6 +222,17 @@ def _filters(q: SessionQuery, now_ms: int) -> list[ColumnElement[bool]]:
         clauses.append(SessionRow.user_id == q.user_id)
     if q.client_id is not None:
         clauses.append(SessionRow.client_id == q.client_id)
+    if q.actor_sub is not None:
+        clauses.append(SessionRow.actor_sub == q.actor_sub)
+    if q.impersonated is not None:
+        clauses.append(SessionRow.actor_sub.is_not(None) if q.impersonated
+                       else SessionRow.actor_sub.is_(None))
+    if q.created_after is not None:
+        clauses.append(SessionRow.created_at > q.created_after)
+    if q.created_before is not None:
+        clauses.append(SessionRow.created_at < q.created_before)
+    if q.before_id is not None:
+        clauses.append(SessionRow.id < q.before_id)
     if q.status is not None:
         if q.status not in STATUSES:
             raise FormParamInvalid(

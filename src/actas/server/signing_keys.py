@@ -1,8 +1,7 @@
 """Session-token signing keys: creation, encryption at rest, rotation, JWKS.
 
-Private halves are stored encrypted with AES-256-GCM under a key derived
-(HKDF-SHA256) from the instance secret, with the ``kid`` as associated data
-so a ciphertext cannot be moved to another key's row.
+Private halves are stored sealed (``actas.server.sealing``) and bound to
+their ``kid``.
 
 Rotation publishes before it signs: a new key appears in JWKS at once but
 only signs from ``signs_from`` (now + a lead time, so verifiers' JWKS caches
@@ -12,13 +11,10 @@ it signed has expired.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session as Db
 
@@ -26,6 +22,7 @@ from actas._jws import Algorithm, PrivateKey, public_jwk
 from actas.server import ids
 from actas.server.credentials import Secret
 from actas.server.db.schema import SigningKey
+from actas.server.sealing import Sealer
 
 
 @dataclass(frozen=True)
@@ -43,9 +40,7 @@ class KeyRing:
     """
 
     def __init__(self, instance_secret: Secret) -> None:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                    info=b"actas/signing-key-encryption/v1")
-        self._aead = AESGCM(hkdf.derive(instance_secret.reveal().encode()))
+        self._sealer = Sealer(instance_secret, "signing-key-encryption")
         self._private_keys: dict[str, PrivateKey] = {}
 
     def create(self, db: Db, *, algorithm: Algorithm, now_ms: int, signs_from: int) -> SigningKey:
@@ -56,12 +51,11 @@ class KeyRing:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        nonce = os.urandom(12)
         row = SigningKey(
             kid=kid,
             algorithm=algorithm,
             public_jwk=public_jwk(private_key.public_key(), kid=kid, alg=algorithm),
-            private_key_ciphertext=nonce + self._aead.encrypt(nonce, der, kid.encode()),
+            private_key_ciphertext=self._sealer.seal(der, bound_to=kid),
             signs_from=signs_from,
             unpublish_at=None,
             created_at=now_ms,
@@ -103,8 +97,7 @@ class KeyRing:
         return Signer(kid=row.kid, algorithm=row.algorithm, private_key=key)  # type: ignore[arg-type]
 
     def _decrypt(self, row: SigningKey) -> PrivateKey:
-        blob = row.private_key_ciphertext
-        der = self._aead.decrypt(blob[:12], blob[12:], row.kid.encode())
+        der = self._sealer.open(row.private_key_ciphertext, bound_to=row.kid)
         key = serialization.load_der_private_key(der, password=None)
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
                           | ed25519.Ed25519PrivateKey):

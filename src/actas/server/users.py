@@ -8,11 +8,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import FormParamInvalid, IdentifierExists, ResourceNotFound, UserBanned
 from actas.server import ids, passwords
+from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import EmailAddress, User
 from actas.server.db.schema import Session as SessionRow
 from actas.server.instance import Instance
@@ -269,16 +270,20 @@ def delete_user(db: Db, user: User) -> None:
     db.flush()
 
 
-def set_banned(db: Db, instance: Instance, user: User, banned: bool) -> User:
-    """Ban (and revoke every session of) or unban a user."""
+def set_banned(db: Db, instance: Instance, user: User, banned: bool, origin: RequestOrigin
+               ) -> User:
+    """Ban (and revoke every live session of) or unban a user."""
+    from actas.server import sessions  # sessions builds on users; this is the one way back
+
     now = instance.now_ms()
     user.banned = banned
     user.updated_at = now
     if banned:
-        db.execute(
-            update(SessionRow)
-            .where(SessionRow.user_id == user.id, SessionRow.status == "active")
-            .values(status="revoked", ended_at=now, updated_at=now)
-        )
+        live = sessions.list_sessions(
+            db, sessions.SessionQuery(user_id=user.id, status="active", limit=1_000_000), now)
+        for row in live:
+            sessions.end(db, instance, row, status="revoked", origin=origin, by="ban")
+    instance.record(db, Record(type="user.banned" if banned else "user.unbanned",
+                               user_id=user.id, origin=origin))
     db.flush()
     return user

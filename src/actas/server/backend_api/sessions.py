@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from actas.server import session_tokens, sessions, users
-from actas.server.http.origins import instance_of
+from actas.server.http.origins import instance_of, request_origin
 from actas.server.resources import SessionObject, TokenObject, session_object
 from actas.server.sessions import Status
 
@@ -55,7 +55,7 @@ def revoke_session(request: Request, session_id: str) -> SessionObject:
     instance = instance_of(request)
     with instance.transaction() as db:
         row = sessions.end(db, instance, sessions.get(db, session_id, for_update=True),
-                           status="revoked")
+                           status="revoked", origin=request_origin(request), by="backend_api")
         return session_object(row, instance.now_ms())
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from actas.server import users
 from actas.server.http.bodies import RequestBody
-from actas.server.http.origins import instance_of
+from actas.server.http.origins import instance_of, request_origin
 from actas.server.resources import DeletedObject, UserObject, user_object
 
 router = APIRouter(tags=["Users"])
@@ -157,11 +157,13 @@ def delete_user(request: Request, user_id: str) -> DeletedObject:
 def ban_user(request: Request, user_id: str) -> UserObject:
     instance = instance_of(request)
     with instance.transaction() as db:
-        return user_object(users.set_banned(db, instance, users.get(db, user_id), True))
+        return user_object(users.set_banned(db, instance, users.get(db, user_id), True,
+                                                 request_origin(request)))
 
 
 @router.post("/v1/users/{user_id}/unban", response_model=UserObject, summary="Unban a user")
 def unban_user(request: Request, user_id: str) -> UserObject:
     instance = instance_of(request)
     with instance.transaction() as db:
-        return user_object(users.set_banned(db, instance, users.get(db, user_id), False))
+        return user_object(users.set_banned(db, instance, users.get(db, user_id), False,
+                                                 request_origin(request)))

@@ -35,6 +35,8 @@ class User(Base):
     private_metadata: Mapped[Json] = mapped_column(default=dict)
     unsafe_metadata: Mapped[Json] = mapped_column(default=dict)
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Only an actor with impersonate:protected may impersonate a protected user.
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
     last_sign_in_at: Mapped[int | None]
     last_active_at: Mapped[int | None]
     created_at: Mapped[int]
@@ -90,6 +92,11 @@ class Session(Base):
     # as expired/abandoned (see actas.server.sessions.effective_status).
     status: Mapped[str] = mapped_column(String(16))
     actor: Mapped[Json | None]
+    # Denormalised from actor for indexed filtering; null when not impersonated.
+    actor_sub: Mapped[str | None] = mapped_column(String(256))
+    actor_token_id: Mapped[str | None] = mapped_column(String(40))
+    # The client's session to make active again when the impersonation stops.
+    return_to_session_id: Mapped[str | None] = mapped_column(String(40))
     last_active_at: Mapped[int]
     expire_at: Mapped[int]
     abandon_at: Mapped[int]
@@ -100,6 +107,7 @@ class Session(Base):
     __table_args__ = (
         Index("ix_sessions_user_id", "user_id", "id"),
         Index("ix_sessions_client_id", "client_id", "id"),
+        Index("ix_sessions_actor_sub", "actor_sub", "id"),
     )
 
 
@@ -127,3 +135,120 @@ class SecretKey(Base):
     digest: Mapped[str] = mapped_column(String(80), unique=True)
     created_at: Mapped[int]
     revoked_at: Mapped[int | None]
+
+
+class ActorToken(Base):
+    """A single-use ticket to sign in as ``user_id`` on behalf of ``actor``."""
+
+    __tablename__ = "actor_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(80), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # pending | accepted | revoked
+    user_id: Mapped[str] = mapped_column(String(40), ForeignKey("users.id", ondelete="CASCADE"))
+    actor: Mapped[Json]
+    actor_sub: Mapped[str] = mapped_column(String(256))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    expires_at: Mapped[int]
+    session_max_duration: Mapped[int]  # seconds
+    session_id: Mapped[str | None] = mapped_column(String(40))
+    accepted_at: Mapped[int | None]
+    revoked_at: Mapped[int | None]
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+    __table_args__ = (
+        Index("ix_actor_tokens_user_id", "user_id", "id"),
+        Index("ix_actor_tokens_actor_sub", "actor_sub", "id"),
+    )
+
+
+class Operator(Base):
+    """A dashboard account (support staff), distinct from application users."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    email_address: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # owner | admin | support | viewer
+    password_hash: Mapped[str] = mapped_column(String(256))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+
+class AuditEvent(Base):
+    """One entry of the append-only, hash-chained audit log.
+
+    ``seq`` has no gaps: it is assigned under the chain head's lock, not by a
+    database sequence, so a missing number means a deleted row.
+    """
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[int]
+    actor_sub: Mapped[str | None] = mapped_column(String(256))
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    session_id: Mapped[str | None] = mapped_column(String(40))
+    actor_token_id: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    data: Mapped[Json]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_audit_events_actor_sub", "actor_sub", "seq"),
+        Index("ix_audit_events_user_id", "user_id", "seq"),
+        Index("ix_audit_events_type", "type", "seq"),
+    )
+
+
+class AuditChainHead(Base):
+    """The single row that serialises appends and remembers the chain's end."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int]
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    # Empty means every event type.
+    event_types: Mapped[Json]
+    # The signing secret must be usable, so it is encrypted, not hashed.
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+
+class WebhookDelivery(Base):
+    """An event waiting to be (re)delivered to one endpoint: the outbox."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    endpoint_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[Json]
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int]
+    next_attempt_at: Mapped[int]
+    last_error: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)

@@ -11,7 +11,7 @@ from actas.server.db.schema import Client
 from actas.server.db.schema import Session as SessionRow
 from actas.server.frontend_api.responses import Envelope, current_client, render_client
 from actas.server.http import cookies
-from actas.server.http.origins import instance_of, trusted_origin
+from actas.server.http.origins import instance_of, request_origin, trusted_origin
 from actas.server.resources import ClientObject, SessionObject, TokenObject, session_object
 
 router = APIRouter(tags=["Frontend API"])
@@ -61,7 +61,7 @@ def end_session(request: Request, response: Response, session_id: str,
     instance = instance_of(request)
     with instance.transaction() as db:
         client, row = _own_session(db, request, session_id)
-        sessions.end(db, instance, row, status="ended")
+        sessions.end(db, instance, row, status="ended", origin=request_origin(request))
         now = instance.now_ms()
         remaining = sessions.of_client(db, client, now)
         if client.last_active_session_id == row.id:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from actas.server import sessions, users
 from actas.server.frontend_api.responses import Envelope, client_or_new, render_client
 from actas.server.http.bodies import RequestBody
-from actas.server.http.origins import instance_of, trusted_origin
+from actas.server.http.origins import instance_of, request_origin, trusted_origin
 
 router = APIRouter(tags=["Frontend API"])
 
@@ -51,7 +51,8 @@ def sign_in(request: Request, response: Response, body: SignInBody,
         assert user is not None  # verify() raised otherwise
         users.require_not_banned(user)
         client = client_or_new(db, instance, request, response)
-        session = sessions.create(db, instance, user=user, client=client)
+        session = sessions.create(db, instance, user=user, client=client,
+                                  origin=request_origin(request))
         attempt = SignInObject(id=session.id.replace("sess_", "sia_"),
                                identifier=body.identifier, created_session_id=session.id,
                                abandon_at=session.abandon_at)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from actas.server import sessions, users
 from actas.server.frontend_api.responses import Envelope, client_or_new, render_client
 from actas.server.http.bodies import RequestBody
-from actas.server.http.origins import instance_of, trusted_origin
+from actas.server.http.origins import instance_of, request_origin, trusted_origin
 
 router = APIRouter(tags=["Frontend API"])
 
@@ -66,7 +66,8 @@ def sign_up(request: Request, response: Response, body: SignUpBody,
             unsafe_metadata=body.unsafe_metadata,
         )
         client = client_or_new(db, instance, request, response)
-        session = sessions.create(db, instance, user=user, client=client)
+        session = sessions.create(db, instance, user=user, client=client,
+                                  origin=request_origin(request))
         attempt = SignUpObject(id=session.id.replace("sess_", "sua_"),
                                email_address=user.email_addresses[0].email_address,
                                username=user.username, first_name=user.first_name,

@@ -11,12 +11,23 @@ from __future__ import annotations
 from fastapi import Request
 
 from actas._errors import NonSimpleRequestRequired, OriginNotAllowed
+from actas.server.audit import RequestOrigin
 from actas.server.instance import Instance
 
 
 def instance_of(request: Request) -> Instance:
     instance: Instance = request.app.state.instance
     return instance
+
+
+def request_origin(request: Request) -> RequestOrigin:
+    """Where the request came from, for the audit log.
+
+    The peer address as the ASGI server reports it; behind a proxy, run
+    uvicorn with ``--proxy-headers`` and ``--forwarded-allow-ips``.
+    """
+    return RequestOrigin(ip_address=request.client.host if request.client else None,
+                         user_agent=request.headers.get("user-agent"))
 
 
 def trusted_origin(request: Request) -> str:

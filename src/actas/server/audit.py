@@ -1,0 +1,174 @@
+"""The audit log: append-only and hash-chained, so an edit or deletion shows.
+
+Each event stores the previous event's hash and its own, an HMAC-SHA256 (key
+derived from the instance secret) over the previous hash and the event's
+canonical JSON. Anyone with write access to the database but not the
+instance secret cannot re-forge the chain after editing, inserting or
+deleting a row; ``verify`` names the first row where it breaks. Appends are
+serialised by a lock on the single chain-head row, which also makes ``seq``
+gapless, so a missing number is a deleted row.
+
+What a hash chain cannot show on its own is the silent removal of the newest
+rows together with the head; ``verify`` returns the head hash so that
+operators can anchor it elsewhere (a log shipper, a ticket) when they need to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session as Db
+
+from actas.server import ids
+from actas.server.credentials import Secret
+from actas.server.db.schema import AuditChainHead, AuditEvent
+
+GENESIS = "0" * 64
+_HEAD_ID = 1
+EVENT = "evt"
+
+# The event's fields covered by its hash, in a fixed order.
+HASHED_FIELDS = ("seq", "id", "type", "occurred_at", "actor_sub", "user_id", "session_id",
+                 "actor_token_id", "reason", "ip_address", "user_agent", "data")
+
+
+@dataclass(frozen=True)
+class RequestOrigin:
+    """Where a request came from, as recorded with every event it causes."""
+
+    ip_address: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class Record:
+    """What happened, before it is given its place in the chain."""
+
+    type: str
+    actor_sub: str | None = None
+    user_id: str | None = None
+    session_id: str | None = None
+    actor_token_id: str | None = None
+    reason: str | None = None
+    origin: RequestOrigin = RequestOrigin()
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    events: int
+    head_hash: str
+    broken_seq: int | None = None
+    broken_id: str | None = None
+    problem: str | None = None
+
+
+class AuditLog:
+    def __init__(self, instance_secret: Secret) -> None:
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=b"actas/audit-chain/v1")
+        self._key = hkdf.derive(instance_secret.reveal().encode())
+
+    def ensure_head(self, db: Db) -> None:
+        if db.get(AuditChainHead, _HEAD_ID) is None:
+            db.add(AuditChainHead(id=_HEAD_ID, last_seq=0, last_hash=GENESIS))
+            db.flush()
+
+    def append(self, db: Db, record: Record, *, now_ms: int) -> AuditEvent:
+        """Add ``record`` to the chain inside the caller's transaction."""
+        head = db.scalar(select(AuditChainHead).where(AuditChainHead.id == _HEAD_ID)
+                         .with_for_update())
+        if head is None:
+            raise RuntimeError("the audit chain head is missing; run `actas migrate`")
+        event = AuditEvent(
+            seq=head.last_seq + 1,
+            id=ids.new_id(EVENT, now_ms),
+            type=record.type,
+            occurred_at=now_ms,
+            actor_sub=record.actor_sub,
+            user_id=record.user_id,
+            session_id=record.session_id,
+            actor_token_id=record.actor_token_id,
+            reason=record.reason,
+            ip_address=_clip(record.origin.ip_address, 64),
+            user_agent=_clip(record.origin.user_agent, 512),
+            data=record.data,
+            prev_hash=head.last_hash,
+        )
+        event.hash = self._hash(event)
+        head.last_seq = event.seq
+        head.last_hash = event.hash
+        db.add(event)
+        db.flush()
+        return event
+
+    def _hash(self, event: AuditEvent) -> str:
+        body = json.dumps({name: getattr(event, name) for name in HASHED_FIELDS},
+                          sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hmac.new(self._key, f"{event.prev_hash}\n{body}".encode(),
+                        hashlib.sha256).hexdigest()
+
+    def verify(self, db: Db) -> Verification:
+        """Walk the whole chain; report the first row where it breaks."""
+        expected_seq, prev_hash, count = 1, GENESIS, 0
+        for event in db.scalars(select(AuditEvent).order_by(AuditEvent.seq)
+                                .execution_options(yield_per=1000)):
+            if event.seq != expected_seq:
+                return Verification(False, count, prev_hash, expected_seq, None,
+                                    f"event {expected_seq} is missing (deleted)")
+            if event.prev_hash != prev_hash:
+                return Verification(False, count, prev_hash, event.seq, event.id,
+                                    f"event {event.seq} does not link to the event before it")
+            if not hmac.compare_digest(event.hash, self._hash(event)):
+                return Verification(False, count, prev_hash, event.seq, event.id,
+                                    f"event {event.seq} was modified after it was written")
+            expected_seq, prev_hash, count = event.seq + 1, event.hash, count + 1
+        head = db.get(AuditChainHead, _HEAD_ID)
+        if head is not None and (head.last_seq != count or head.last_hash != prev_hash):
+            return Verification(False, count, prev_hash, count + 1, None,
+                                f"events after {count} are missing (the chain head records "
+                                f"{head.last_seq})")
+        return Verification(True, count, prev_hash)
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    actor_sub: str | None = None
+    user_id: str | None = None
+    types: Sequence[str] = ()
+    occurred_after: int | None = None
+    occurred_before: int | None = None
+    before_seq: int | None = None  # the cursor: events older than this one
+    limit: int = 50
+
+
+def list_events(db: Db, q: AuditQuery) -> Sequence[AuditEvent]:
+    """Newest first, keyset-paginated on ``seq``."""
+    clauses: list[ColumnElement[bool]] = []
+    if q.actor_sub is not None:
+        clauses.append(AuditEvent.actor_sub == q.actor_sub)
+    if q.user_id is not None:
+        clauses.append(AuditEvent.user_id == q.user_id)
+    if q.types:
+        clauses.append(AuditEvent.type.in_(list(q.types)))
+    if q.occurred_after is not None:
+        clauses.append(AuditEvent.occurred_at > q.occurred_after)
+    if q.occurred_before is not None:
+        clauses.append(AuditEvent.occurred_at < q.occurred_before)
+    if q.before_seq is not None:
+        clauses.append(AuditEvent.seq < q.before_seq)
+    return db.scalars(select(AuditEvent).where(*clauses).order_by(AuditEvent.seq.desc())
+                      .limit(q.limit)).all()
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return value[:length] if value is not None else None

@@ -1,0 +1,166 @@
+"""Actor tokens: single-use, short-lived tickets to sign in as a user on someone's behalf.
+
+The ticket (``tkt_…``) is returned once, at creation; only its SHA-256 is
+stored. Creating one goes through the policy, and every outcome, refusals
+included, is written to the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session as Db
+
+from actas._errors import (
+    ActorTokenNotPending,
+    FormParamInvalid,
+    ImpersonationRefused,
+    ResourceNotFound,
+)
+from actas.server import credentials, ids
+from actas.server.audit import Record, RequestOrigin
+from actas.server.credentials import Secret
+from actas.server.db.schema import ActorToken
+from actas.server.impersonation import policy
+from actas.server.impersonation.policy import Requester
+from actas.server.instance import Instance
+
+ACTOR_TOKEN = "act"  # noqa: S105  (an id prefix)
+TICKET_PREFIX = "tkt_"  # a purpose prefix, not a secret
+DEFAULT_EXPIRES_IN = 3600
+DEFAULT_SESSION_MAX_DURATION = 1800
+
+
+@dataclass(frozen=True)
+class NewActorToken:
+    row: ActorToken
+    ticket: Secret
+    url: str
+
+
+def accept_url(instance: Instance, ticket: Secret) -> str:
+    query = urlencode({"ticket": ticket.reveal()})
+    return f"{instance.settings.frontend_api_url}/v1/tickets/accept?{query}"
+
+
+def _check_durations(instance: Instance, expires_in: int, session_max_duration: int) -> None:
+    settings = instance.settings
+    if not 1 <= expires_in <= settings.actor_token_max_expires_in:
+        raise FormParamInvalid(
+            f"expires_in_seconds must be between 1 and {settings.actor_token_max_expires_in} "
+            "(ACTAS_ACTOR_TOKEN_MAX_EXPIRES_IN).",
+            code="form_param_value_invalid", param_name="expires_in_seconds")
+    if not 1 <= session_max_duration <= settings.impersonation_max_duration:
+        raise FormParamInvalid(
+            "session_max_duration_in_seconds must be between 1 and "
+            f"{settings.impersonation_max_duration} (ACTAS_IMPERSONATION_MAX_DURATION).",
+            code="form_param_value_invalid", param_name="session_max_duration_in_seconds")
+
+
+def _check_actor(actor: dict[str, Any]) -> str:
+    sub = actor.get("sub")
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > 256:
+        raise FormParamInvalid("actor.sub is required: who is impersonating (a string of at "
+                               "most 256 characters).", code="form_param_missing",
+                               param_name="actor.sub")
+    return sub
+
+
+def create(instance: Instance, *, requester: Requester, user_id: str, actor: dict[str, Any],
+           reason: str | None, origin: RequestOrigin,
+           expires_in: int = DEFAULT_EXPIRES_IN,
+           session_max_duration: int = DEFAULT_SESSION_MAX_DURATION) -> NewActorToken:
+    """Check the policy and issue a ticket; a refusal is audited and re-raised."""
+    actor_sub = _check_actor(actor)
+    _check_durations(instance, expires_in, session_max_duration)
+    reason = policy.normalize_reason(reason)
+    try:
+        with instance.transaction() as db:
+            policy.check(db, instance.settings, requester=requester, actor=actor,
+                         user_id=user_id, reason=reason)
+            return _issue(db, instance, user_id=user_id, actor=actor, actor_sub=actor_sub,
+                          reason=reason, origin=origin, expires_in=expires_in,
+                          session_max_duration=session_max_duration)
+    except ImpersonationRefused as refusal:
+        instance.record_alone(Record(
+            type="impersonation.refused", actor_sub=actor_sub, user_id=user_id, reason=reason,
+            origin=origin, data={"code": refusal.code, "actor": actor,
+                                 "requested_by": requester.kind,
+                                 "operator_id": requester.operator.id
+                                 if requester.operator else None}))
+        raise
+
+
+def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], actor_sub: str,
+           reason: str | None, origin: RequestOrigin, expires_in: int,
+           session_max_duration: int) -> NewActorToken:
+    now = instance.now_ms()
+    ticket = credentials.generate(TICKET_PREFIX)
+    token_id = ids.new_id(ACTOR_TOKEN, now)
+    row = ActorToken(
+        id=token_id, token_digest=credentials.digest(ticket.reveal()), status="pending",
+        user_id=user_id, actor=actor, actor_sub=actor_sub, reason=reason,
+        expires_at=now + expires_in * 1000, session_max_duration=session_max_duration,
+        session_id=None, accepted_at=None, revoked_at=None, created_at=now, updated_at=now,
+    )
+    db.add(row)
+    db.flush()
+    instance.record(db, Record(
+        type="actor_token.created", actor_sub=actor_sub, user_id=user_id,
+        actor_token_id=token_id, reason=reason, origin=origin,
+        data={"actor": actor, "expires_at": row.expires_at,
+              "session_max_duration_in_seconds": session_max_duration}))
+    return NewActorToken(row=row, ticket=ticket, url=accept_url(instance, ticket))
+
+
+def get(db: Db, token_id: str, *, for_update: bool = False) -> ActorToken:
+    stmt = select(ActorToken).where(ActorToken.id == token_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = db.scalar(stmt)
+    if row is None:
+        raise ResourceNotFound(f"No actor token has the id {token_id!r}.",
+                               param_name="actor_token_id")
+    return row
+
+
+def revoke(db: Db, instance: Instance, token_id: str, origin: RequestOrigin) -> ActorToken:
+    row = get(db, token_id, for_update=True)
+    if row.status != "pending":
+        raise ActorTokenNotPending(
+            f"This actor token is {row.status}; only a pending one can be revoked."
+            + (" End its session instead (POST /v1/sessions/{id}/revoke)."
+               if row.status == "accepted" else ""),
+            status=row.status, session_id=row.session_id)
+    now = instance.now_ms()
+    row.status, row.revoked_at, row.updated_at = "revoked", now, now
+    instance.record(db, Record(type="actor_token.revoked", actor_sub=row.actor_sub,
+                               user_id=row.user_id, actor_token_id=row.id, reason=row.reason,
+                               origin=origin, data={"actor": row.actor}))
+    db.flush()
+    return row
+
+
+@dataclass(frozen=True)
+class ActorTokenQuery:
+    user_id: str | None = None
+    actor_sub: str | None = None
+    status: str | None = None
+    limit: int = 10
+    offset: int = 0
+
+
+def list_tokens(db: Db, q: ActorTokenQuery) -> Sequence[ActorToken]:
+    clauses: list[ColumnElement[bool]] = []
+    if q.user_id is not None:
+        clauses.append(ActorToken.user_id == q.user_id)
+    if q.actor_sub is not None:
+        clauses.append(ActorToken.actor_sub == q.actor_sub)
+    if q.status is not None:
+        clauses.append(ActorToken.status == q.status)
+    return db.scalars(select(ActorToken).where(*clauses).order_by(ActorToken.id.desc())
+                      .limit(q.limit).offset(q.offset)).all()

@@ -1,0 +1,95 @@
+"""Who may impersonate whom. Every check raises its own ``ImpersonationRefused`` leaf.
+
+A request comes from a *requester*: an operator (dashboard), whose role's
+permissions apply, or the Backend API (the secret key), which is trusted to
+name any actor and holds every permission, but whose requests still meet
+every check on the target side.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session as Db
+
+from actas._errors import (
+    ImpersonationNested,
+    ImpersonationNotPermitted,
+    ImpersonationOfSelf,
+    ImpersonationReasonRequired,
+    ImpersonationTargetBanned,
+    ImpersonationTargetNotFound,
+    ImpersonationTargetProtected,
+)
+from actas.server import operators
+from actas.server.db.schema import Operator, User
+from actas.server.settings import Settings
+
+REASON_MAX_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class Requester:
+    kind: str  # "operator" | "backend_api"
+    permissions: frozenset[str]
+    operator: Operator | None = None
+
+    @classmethod
+    def backend_api(cls) -> Requester:
+        return cls("backend_api", frozenset({operators.IMPERSONATE,
+                                             operators.IMPERSONATE_PROTECTED}))
+
+    @classmethod
+    def of_operator(cls, operator: Operator) -> Requester:
+        return cls("operator", operators.permissions(operator), operator)
+
+
+def is_protected(user: User, settings: Settings) -> bool:
+    if user.protected:
+        return True
+    for rule in settings.protected_metadata_rules:
+        path, _, expected = rule.partition("=")
+        where, _, key = path.partition(".")
+        metadata: dict[str, Any] = getattr(user, where) or {}
+        if str(metadata.get(key)) == expected:
+            return True
+    return False
+
+
+def normalize_reason(reason: str | None) -> str | None:
+    reason = (reason or "").strip()
+    return reason[:REASON_MAX_LENGTH] or None
+
+
+def check(db: Db, settings: Settings, *, requester: Requester, actor: dict[str, Any],
+          user_id: str, reason: str | None) -> User:
+    """Return the target user if ``requester`` may have ``actor`` impersonate them; else raise."""
+    if operators.IMPERSONATE not in requester.permissions:
+        raise ImpersonationNotPermitted(role=requester.operator.role if requester.operator
+                                        else None)
+    if settings.require_reason and normalize_reason(reason) is None:
+        raise ImpersonationReasonRequired()
+    if "act" in actor and not settings.allow_nested_impersonation:
+        raise ImpersonationNested("The actor is itself impersonating someone; nested "
+                                  "impersonation is off (ACTAS_ALLOW_NESTED_IMPERSONATION).")
+    user = db.get(User, user_id)
+    if user is None:
+        raise ImpersonationTargetNotFound(user_id=user_id)
+    if _is_self(actor, user, requester):
+        raise ImpersonationOfSelf(user_id=user_id)
+    if user.banned:
+        raise ImpersonationTargetBanned(user_id=user_id)
+    if is_protected(user, settings) and \
+            operators.IMPERSONATE_PROTECTED not in requester.permissions:
+        raise ImpersonationTargetProtected(user_id=user_id)
+    return user
+
+
+def _is_self(actor: dict[str, Any], user: User, requester: Requester) -> bool:
+    if actor.get("sub") == user.id:
+        return True
+    # An operator who also has an application account is still themselves.
+    operator = requester.operator
+    emails = {e.email_address for e in user.email_addresses}
+    return operator is not None and operator.email_address in emails
