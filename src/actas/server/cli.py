@@ -1,4 +1,5 @@
-"""The ``actas`` command: serve, migrate, keys rotate, users create."""
+"""The ``actas`` command: serve, migrate, keys rotate, users create, operators create,
+audit verify."""
 
 from __future__ import annotations
 
@@ -57,6 +58,24 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--password", help="the password (prompted, or read from stdin, "
                         "when omitted; a flag is visible to other local users)")
     create.add_argument("--no-password", action="store_true", help="create without a password")
+
+    operators = commands.add_parser("operators", help="dashboard operators (support staff)")
+    operator_commands = operators.add_subparsers(dest="operators_command", required=True)
+    new_operator = operator_commands.add_parser("create", help="create an operator")
+    _settings_flags(new_operator)
+    new_operator.add_argument("--email", required=True)
+    new_operator.add_argument("--name")
+    new_operator.add_argument("--role", required=True,
+                              choices=["owner", "admin", "support", "viewer"],
+                              help="owner/admin/support may impersonate; only owner may "
+                              "impersonate protected users; viewer may not impersonate")
+    new_operator.add_argument("--password", help="prompted, or read from stdin, when omitted")
+
+    audit = commands.add_parser("audit", help="the audit log")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser(
+        "verify", help="check the hash chain; exit 1 and name the first broken event if any")
+    _settings_flags(verify)
     return parser
 
 
@@ -104,13 +123,41 @@ def _rotate(args: argparse.Namespace) -> None:
                           "signs_from": key.signs_from}))
 
 
+def _read_password(given: str | None) -> str:
+    if given is not None:
+        return given
+    return (getpass.getpass("Password: ") if sys.stdin.isatty()
+            else sys.stdin.readline().rstrip("\n"))
+
+
+def _create_operator(args: argparse.Namespace) -> None:
+    from actas.server import operators
+
+    password = _read_password(args.password)
+    instance = _instance(args)
+    with instance.transaction() as db:
+        operator = operators.create(db, instance, email=args.email, role=args.role,
+                                    password=password, name=args.name)
+        print(json.dumps({"id": operator.id, "email_address": operator.email_address,
+                          "role": operator.role}))
+
+
+def _verify_audit(args: argparse.Namespace) -> int:
+    instance = _instance(args)
+    with instance.transaction() as db:
+        result = instance.audit.verify(db)
+    if result.ok:
+        print(f"audit chain OK: {result.events} events, head {result.head_hash}")
+        return 0
+    where = f"event {result.broken_seq}" + (f" ({result.broken_id})" if result.broken_id else "")
+    print(f"audit chain BROKEN at {where}: {result.problem}", file=sys.stderr)
+    return 1
+
+
 def _create_user(args: argparse.Namespace) -> None:
     from actas.server import users
 
-    password = args.password
-    if password is None and not args.no_password:
-        password = (getpass.getpass("Password: ") if sys.stdin.isatty()
-                    else sys.stdin.readline().rstrip("\n"))
+    password = None if args.no_password else _read_password(args.password)
     instance = _instance(args)
     with instance.transaction() as db:
         user = users.create(db, instance, email_addresses=[args.email], username=args.username,
@@ -131,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _rotate(args)
         elif args.command == "users":
             _create_user(args)
+        elif args.command == "operators":
+            _create_operator(args)
+        elif args.command == "audit":
+            return _verify_audit(args)
     except ActasError as error:
         print(f"actas: {error.message} ({error.code})", file=sys.stderr)
         return 2

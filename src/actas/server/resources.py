@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from actas.server.db.schema import Client, EmailAddress, User
+from actas.server.db.schema import ActorToken, AuditEvent, Client, EmailAddress, User
 from actas.server.db.schema import Session as SessionRow
 from actas.server.sessions import Status, effective_status
 
@@ -83,6 +83,7 @@ class UserObject(Resource):
     locale: str | None = None
     password_last_updated_at: int | None = None
     organization_memberships: list[dict[str, Any]] = []
+    protected: bool = False  # actas: only impersonate:protected may impersonate this user
     created_at: int
     updated_at: int
 
@@ -137,6 +138,41 @@ class TokenObject(Resource):
     jwt: str
 
 
+class ActorTokenObject(Resource):
+    object: Literal["actor_token"] = "actor_token"
+    id: str
+    status: Literal["pending", "accepted", "revoked"]
+    user_id: str
+    actor: dict[str, Any]
+    token: str | None = None  # the ticket: only in the response that created it
+    url: str | None = None  # the accept link: only in the response that created it
+    # actas additions
+    reason: str | None
+    expires_at: int
+    session_max_duration_in_seconds: int
+    session_id: str | None
+    created_at: int
+    updated_at: int
+
+
+class AuditEventObject(Resource):
+    object: Literal["audit_event"] = "audit_event"
+    id: str
+    seq: int
+    type: str
+    occurred_at: int
+    actor_sub: str | None
+    user_id: str | None
+    session_id: str | None
+    actor_token_id: str | None
+    reason: str | None
+    ip_address: str | None
+    user_agent: str | None
+    data: dict[str, Any]
+    hash: str
+    prev_hash: str
+
+
 class ErrorObject(Resource):
     code: str
     message: str
@@ -174,6 +210,7 @@ def user_object(row: User) -> UserObject:
         password_enabled=row.password_hash is not None,
         last_sign_in_at=row.last_sign_in_at,
         banned=row.banned,
+        protected=row.protected,
         last_active_at=row.last_active_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -224,4 +261,23 @@ def client_object(row: Client, sessions: list[tuple[SessionRow, User]], now_ms: 
         last_active_session_id=row.last_active_session_id,
         created_at=row.created_at,
         updated_at=row.updated_at,
+    )
+
+
+def actor_token_object(row: ActorToken, *, token: str | None = None, url: str | None = None
+                       ) -> ActorTokenObject:
+    return ActorTokenObject(
+        id=row.id, status=row.status, user_id=row.user_id,
+        actor=row.actor, token=token, url=url, reason=row.reason, expires_at=row.expires_at,
+        session_max_duration_in_seconds=row.session_max_duration, session_id=row.session_id,
+        created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def audit_event_object(row: AuditEvent) -> AuditEventObject:
+    return AuditEventObject(
+        id=row.id, seq=row.seq, type=row.type, occurred_at=row.occurred_at,
+        actor_sub=row.actor_sub, user_id=row.user_id, session_id=row.session_id,
+        actor_token_id=row.actor_token_id, reason=row.reason, ip_address=row.ip_address,
+        user_agent=row.user_agent, data=row.data, hash=row.hash, prev_hash=row.prev_hash,
     )

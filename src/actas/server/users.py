@@ -96,6 +96,7 @@ def create(
     public_metadata: dict[str, Any] | None = None,
     private_metadata: dict[str, Any] | None = None,
     unsafe_metadata: dict[str, Any] | None = None,
+    protected: bool = False,
 ) -> User:
     now = instance.now_ms()
     emails = list(dict.fromkeys(normalize_email(e) for e in email_addresses))
@@ -117,6 +118,7 @@ def create(
         private_metadata=check_metadata("private_metadata", private_metadata or {}),
         unsafe_metadata=check_metadata("unsafe_metadata", unsafe_metadata or {}),
         banned=False,
+        protected=protected,
         last_sign_in_at=None,
         last_active_at=None,
         created_at=now,
@@ -250,12 +252,31 @@ def update_user(db: Db, instance: Instance, user: User, changes: dict[str, Any])
                 code="form_param_value_invalid", param_name="primary_email_address_id",
             )
         user.primary_email_address_id = wanted
+    if changes.get("protected") is not None:
+        user.protected = bool(changes["protected"])
     for name in ("first_name", "last_name", "external_id"):
         if name in changes:
             setattr(user, name, changes[name])
     for name in ("public_metadata", "private_metadata", "unsafe_metadata"):
         if name in changes:
             setattr(user, name, check_metadata(name, changes[name] or {}))
+    user.updated_at = now
+    db.flush()
+    return user
+
+
+def replace_primary_email(db: Db, instance: Instance, user: User, email: str) -> User:
+    """Make ``email`` the user's only (and primary) email address."""
+    now = instance.now_ms()
+    normalized = normalize_email(email)
+    if normalized in {e.email_address for e in user.email_addresses}:
+        return user
+    _check_available(db, emails=[normalized], username=None)
+    address = EmailAddress(id=ids.new_id(ids.EMAIL_ADDRESS, now), email_address=normalized,
+                           created_at=now, updated_at=now)
+    user.email_addresses = [address]
+    db.flush()
+    user.primary_email_address_id = address.id
     user.updated_at = now
     db.flush()
     return user

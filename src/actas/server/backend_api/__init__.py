@@ -2,7 +2,15 @@
 
 from fastapi import APIRouter, Depends
 
-from actas.server.backend_api import jwks, sessions, users
+from actas.server.backend_api import (
+    actor_tokens,
+    audit_events,
+    impersonations,
+    jwks,
+    sessions,
+    users,
+    webhooks,
+)
 from actas.server.backend_api.auth import require_secret_key
 from actas.server.http.errors import ERROR_RESPONSES
 
@@ -10,5 +18,9 @@ router = APIRouter(dependencies=[Depends(require_secret_key)], responses=ERROR_R
 router.include_router(users.router)
 router.include_router(sessions.router)
 router.include_router(jwks.router)
+router.include_router(actor_tokens.router)
+router.include_router(impersonations.router)
+router.include_router(audit_events.router)
+router.include_router(webhooks.router)
 
 __all__ = ["router"]

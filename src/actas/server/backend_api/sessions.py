@@ -27,13 +27,23 @@ def list_sessions(
     user_id: Annotated[str | None, Query(max_length=40)] = None,
     client_id: Annotated[str | None, Query(max_length=40)] = None,
     status: Status | None = None,
+    actor_sub: Annotated[str | None, Query(max_length=256,
+                                           description="actas: sessions of this actor")] = None,
+    impersonated: Annotated[bool | None, Query(description="actas: only (or no) "
+                                               "impersonation sessions")] = None,
+    created_after: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    created_before: Annotated[int | None, Query(ge=0, le=2**62)] = None,
+    before_id: Annotated[str | None, Query(max_length=40, description="actas: keyset "
+                                           "cursor, the last id of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 10,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     paginated: bool = False,
 ) -> list[SessionObject] | SessionPage:
     instance = instance_of(request)
     q = sessions.SessionQuery(user_id=user_id, client_id=client_id, status=status,
-                              limit=limit, offset=offset)
+                              actor_sub=actor_sub, impersonated=impersonated,
+                              created_after=created_after, created_before=created_before,
+                              before_id=before_id, limit=limit, offset=offset)
     now = instance.now_ms()
     with instance.transaction() as db:
         data = [session_object(s, now) for s in sessions.list_sessions(db, q, now)]

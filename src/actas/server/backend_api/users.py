@@ -27,6 +27,8 @@ class CreateUserBody(RequestBody):
     public_metadata: Metadata | None = None
     private_metadata: Metadata | None = None
     unsafe_metadata: Metadata | None = None
+    protected: bool = Field(False, description="actas: only actors with impersonate:protected "
+                            "may impersonate this user.")
     skip_password_checks: bool | None = Field(
         None, description="Accepted for Clerk compatibility; actas always checks length.")
     skip_password_requirement: bool | None = Field(
@@ -43,6 +45,7 @@ class UpdateUserBody(RequestBody):
     public_metadata: Metadata | None = None
     private_metadata: Metadata | None = None
     unsafe_metadata: Metadata | None = None
+    protected: bool | None = None
     skip_password_checks: bool | None = None
 
 
@@ -86,6 +89,7 @@ def create_user(request: Request, body: CreateUserBody) -> UserObject:
             public_metadata=body.public_metadata,
             private_metadata=body.private_metadata,
             unsafe_metadata=body.unsafe_metadata,
+            protected=body.protected,
         )
         return user_object(user)
 

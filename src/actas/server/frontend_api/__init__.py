@@ -2,13 +2,13 @@
 
 from fastapi import APIRouter
 
-from actas.server.frontend_api import client, sign_ins, sign_ups, well_known
+from actas.server.frontend_api import client, me, sign_ins, sign_ups, tickets, well_known
 from actas.server.http.errors import ERROR_RESPONSES
 
-router = APIRouter(responses=ERROR_RESPONSES)
-router.include_router(sign_ups.router)
-router.include_router(sign_ins.router)
-router.include_router(client.router)
-router.include_router(well_known.router)
+router = APIRouter()
+for json_api in (sign_ups, sign_ins, client, me, well_known):
+    router.include_router(json_api.router, responses=ERROR_RESPONSES)
+# A page a person opens: its errors are HTML, documented on the route itself.
+router.include_router(tickets.router)
 
 __all__ = ["router"]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import ResourceNotFound, SignedOut
+from actas._errors import ResourceNotFound, SessionNotActive, SignedOut
 from actas.server import session_tokens, sessions, users
 from actas.server.db.schema import Client
 from actas.server.db.schema import Session as SessionRow
 from actas.server.frontend_api.responses import Envelope, current_client, render_client
 from actas.server.http import cookies
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
+from actas.server.impersonation import ending
 from actas.server.resources import ClientObject, SessionObject, TokenObject, session_object
 
 router = APIRouter(tags=["Frontend API"])
@@ -44,12 +45,17 @@ def _own_session(db: Db, request: Request, session_id: str) -> tuple[Client, Ses
 def create_token(request: Request, response: Response, session_id: str,
                  origin: str = Depends(trusted_origin)) -> TokenObject:
     instance = instance_of(request)
-    with instance.transaction() as db:
-        _client, row = _own_session(db, request, session_id)
-        sessions.require_active(row, instance.now_ms())
-        user = users.require_not_banned(users.get(db, row.user_id))
-        sessions.touch(db, instance, row, user)
-        token = session_tokens.mint(db, instance, row, azp=origin)
+    try:
+        with instance.transaction() as db:
+            _client, row = _own_session(db, request, session_id)
+            sessions.require_active(row, instance.now_ms())
+            user = users.require_not_banned(users.get(db, row.user_id))
+            sessions.touch(db, instance, row, user)
+            token = session_tokens.mint(db, instance, row, azp=origin)
+    except SessionNotActive as error:
+        if error.meta.get("status") in {"expired", "abandoned"}:
+            sessions.settle_lapsed(instance, session_ids=[session_id])
+        raise
     cookies.set_session(response, instance.settings, token.jwt)
     return TokenObject(jwt=token.jwt)
 
@@ -69,5 +75,21 @@ def end_session(request: Request, response: Response, session_id: str,
             client.updated_at = now
         result: Envelope[SessionObject] = Envelope(response=session_object(row, now),
                           client=render_client(db, client, now))
+    cookies.clear_session(response, instance.settings)
+    return result
+
+
+@router.post("/v1/client/sessions/{session_id}/stop_impersonating",
+             response_model=Envelope[SessionObject],
+             summary="End this impersonation and return to the session it replaced")
+def stop_impersonating(request: Request, response: Response, session_id: str,
+                       _origin: str = Depends(trusted_origin)) -> Envelope[SessionObject]:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        client, row = _own_session(db, request, session_id)
+        ending.stop(db, instance, client=client, session=row, origin=request_origin(request))
+        now = instance.now_ms()
+        result: Envelope[SessionObject] = Envelope(response=session_object(row, now),
+                                                   client=render_client(db, client, now))
     cookies.clear_session(response, instance.settings)
     return result

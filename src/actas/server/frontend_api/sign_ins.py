@@ -1,24 +1,41 @@
-"""``POST /v1/client/sign_ins``: sign in with an identifier and a password."""
+"""``POST /v1/client/sign_ins``: sign in with a password, or with an actor token's ticket."""
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy.orm import Session as Db
 
+from actas._errors import FormParamInvalid, ImpersonationRefused, TicketRejected
 from actas.server import sessions, users
+from actas.server.db.schema import Client
+from actas.server.db.schema import Session as SessionRow
 from actas.server.frontend_api.responses import Envelope, client_or_new, render_client
 from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
+from actas.server.impersonation import redemption
+from actas.server.instance import Instance
 
 router = APIRouter(tags=["Frontend API"])
 
 
 class SignInBody(RequestBody):
-    strategy: Literal["password"] = "password"
-    identifier: Annotated[str, Field(min_length=1, max_length=320)]
-    password: Annotated[str, Field(max_length=1024)]
+    strategy: Literal["password", "ticket"] = "password"
+    identifier: Annotated[str, Field(min_length=1, max_length=320)] | None = None
+    password: Annotated[str, Field(max_length=1024)] | None = None
+    ticket: Annotated[str, Field(max_length=256)] | None = Field(
+        None, description="The actor token's `token`, for the ticket strategy.")
+
+    @model_validator(mode="after")
+    def _fields_of_the_strategy(self) -> SignInBody:
+        needed = ("identifier", "password") if self.strategy == "password" else ("ticket",)
+        for name in needed:
+            if getattr(self, name) is None:
+                raise FormParamInvalid(f"{name} is required for the {self.strategy} strategy.",
+                                       code="form_param_missing", param_name=name)
+        return self
 
 
 class SignInObject(BaseModel):
@@ -32,17 +49,30 @@ class SignInObject(BaseModel):
     supported_second_factors: list[dict[str, str]] | None = None
     first_factor_verification: None = None
     second_factor_verification: None = None
-    identifier: str
+    identifier: str | None
     user_data: None = None
     created_session_id: str
     abandon_at: int
 
 
 @router.post("/v1/client/sign_ins", response_model=Envelope[SignInObject],
-             summary="Sign in with a password")
+             summary="Sign in with a password, or redeem an impersonation ticket")
 def sign_in(request: Request, response: Response, body: SignInBody,
             _origin: str = Depends(trusted_origin)) -> Envelope[SignInObject]:
     instance = instance_of(request)
+    origin = request_origin(request)
+    if body.strategy == "ticket":
+        assert body.ticket is not None
+        try:
+            with instance.transaction() as db:
+                client = client_or_new(db, instance, request, response)
+                session = redemption.redeem(db, instance, ticket=body.ticket, client=client,
+                                            origin=origin)
+                return _complete(db, instance, client, session, identifier=None)
+        except (TicketRejected, ImpersonationRefused) as error:
+            redemption.record_refusal(instance, ticket=body.ticket, error=error, origin=origin)
+            raise
+    assert body.identifier is not None and body.password is not None
     with instance.transaction() as db:
         user = users.find_by_identifier(db, body.identifier)
         # Verified even when the user does not exist (against a dummy hash),
@@ -51,10 +81,12 @@ def sign_in(request: Request, response: Response, body: SignInBody,
         assert user is not None  # verify() raised otherwise
         users.require_not_banned(user)
         client = client_or_new(db, instance, request, response)
-        session = sessions.create(db, instance, user=user, client=client,
-                                  origin=request_origin(request))
-        attempt = SignInObject(id=session.id.replace("sess_", "sia_"),
-                               identifier=body.identifier, created_session_id=session.id,
-                               abandon_at=session.abandon_at)
-        return Envelope(response=attempt,
-                        client=render_client(db, client, instance.now_ms()))
+        session = sessions.create(db, instance, user=user, client=client, origin=origin)
+        return _complete(db, instance, client, session, identifier=body.identifier)
+
+
+def _complete(db: Db, instance: Instance, client: Client, session: SessionRow,
+              identifier: str | None) -> Envelope[SignInObject]:
+    attempt = SignInObject(id=session.id.replace("sess_", "sia_"), identifier=identifier,
+                           created_session_id=session.id, abandon_at=session.abandon_at)
+    return Envelope(response=attempt, client=render_client(db, client, instance.now_ms()))
