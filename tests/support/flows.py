@@ -37,3 +37,30 @@ def mint(browser: TestClient, session_id: str) -> str:
 def error_code(response: Any) -> str:
     code: str = response.json()["errors"][0]["code"]
     return code
+
+
+def create_actor_token(backend: TestClient, user_id: str, *, sub: str = "op_alice",
+                       reason: str | None = "Support ticket #4242", **fields: Any
+                       ) -> dict[str, Any]:
+    body: dict[str, Any] = {"user_id": user_id, "actor": {"sub": sub, **fields.pop("actor", {})},
+                            **fields}
+    if reason is not None:
+        body["reason"] = reason
+    response = backend.post("/v1/actor_tokens", json=body)
+    assert response.status_code == 200, response.text
+    token: dict[str, Any] = response.json()
+    return token
+
+
+def redeem(browser: TestClient, ticket: str) -> str:
+    response = browser.post("/v1/client/sign_ins", json={"strategy": "ticket", "ticket": ticket})
+    assert response.status_code == 200, response.text
+    session_id: str = response.json()["response"]["created_session_id"]
+    return session_id
+
+
+def claims(jwt: str) -> dict[str, Any]:
+    import jwt as pyjwt
+
+    decoded: dict[str, Any] = pyjwt.decode(jwt, options={"verify_signature": False})
+    return decoded

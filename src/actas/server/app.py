@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import actas
-from actas.server import backend_api, frontend_api
+from actas.server import backend_api, frontend_api, worker
 from actas.server.http import errors
 from actas.server.http.limits import RequestLimits
 from actas.server.instance import Instance
@@ -23,8 +26,19 @@ Every error is `{"errors": [{"code", "message", "long_message", "meta"}]}`.
 """
 
 
-def create_app(instance: Instance) -> FastAPI:
+def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
+    """The server. ``background`` runs the worker (webhooks, lapsed sessions) with it."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not background:
+            yield
+            return
+        async with worker.running(instance):
+            yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="actas",
         version=actas.__version__,
         description=DESCRIPTION,

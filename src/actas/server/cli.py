@@ -106,7 +106,7 @@ def _serve(args: argparse.Namespace) -> None:
     # Flushed now: under systemd or docker stdout is a pipe, and a key still in
     # the buffer when the process dies would be lost for good (only its hash is kept).
     sys.stdout.flush()
-    uvicorn.run(create_app(instance), host=settings.host, port=settings.port,
+    uvicorn.run(create_app(instance, background=True), host=settings.host, port=settings.port,
                 log_level="info", proxy_headers=False)
 
 

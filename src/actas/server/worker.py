@@ -1,0 +1,50 @@
+"""Background work of a serving process: webhook deliveries and lapsed sessions.
+
+Runs as one asyncio task per process, doing its (blocking, database-bound)
+rounds in a worker thread. Every replica may run it: deliveries are claimed
+with row locks and lapsed sessions are settled under ``FOR UPDATE``, so
+replicas share the work instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+
+from actas.server import sessions, webhooks
+from actas.server.instance import Instance
+
+log = logging.getLogger("actas.worker")
+
+INTERVAL_SECONDS = 1.0
+
+
+def run_once(instance: Instance, client: httpx.Client) -> None:
+    """One round: settle sessions that lapsed, then send due webhooks."""
+    sessions.settle_lapsed(instance)
+    webhooks.deliver_due(instance, client)
+
+
+async def _loop(instance: Instance) -> None:
+    with httpx.Client(follow_redirects=False) as client:
+        while True:
+            try:
+                await asyncio.to_thread(run_once, instance, client)
+            except Exception:  # a bad round must not end the loop; the next one retries
+                log.exception("background round failed")
+            await asyncio.sleep(INTERVAL_SECONDS)
+
+
+@contextlib.asynccontextmanager
+async def running(instance: Instance) -> AsyncIterator[None]:
+    task = asyncio.create_task(_loop(instance), name="actas-worker")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
