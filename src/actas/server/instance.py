@@ -19,7 +19,7 @@ from actas.server import credentials, ids, webhooks
 from actas.server.audit import AuditLog, Record
 from actas.server.clock import Clock, SystemClock
 from actas.server.credentials import Secret
-from actas.server.db.engine import create_engine, migrate
+from actas.server.db.engine import create_engine, hold_startup_lock, migrate
 from actas.server.db.schema import SecretKey
 from actas.server.passwords import PasswordHasher
 from actas.server.settings import Settings
@@ -49,6 +49,7 @@ class Instance:
         )
         migrate(instance.engine)
         with instance.transaction() as db:
+            hold_startup_lock(db.connection())
             instance.keys.ensure_one(
                 db, algorithm=settings.signing_algorithm, now_ms=instance.clock.now_ms()
             )

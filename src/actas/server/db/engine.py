@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import event, text
+from sqlalchemy.engine import Connection, Engine, make_url
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -50,6 +50,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+# Replicas starting together must not migrate or bootstrap at the same time.
+_STARTUP_LOCK_KEY = 0x61637461  # "acta"
+
+
+def hold_startup_lock(connection: Connection) -> None:
+    """Serialise start-up work across processes until the transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: nothing to do,
+    its ``BEGIN IMMEDIATE`` already admits one writer at a time.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                           {"key": _STARTUP_LOCK_KEY})
 
 
 def alembic_config(engine: Engine) -> Config:

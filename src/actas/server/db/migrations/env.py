@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from actas.server.db.engine import hold_startup_lock
 from actas.server.db.schema import Base
 
 engine = context.config.attributes["engine"]
@@ -15,5 +16,6 @@ with engine.connect() as connection:
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
+        hold_startup_lock(connection)
         context.run_migrations()
     connection.commit()
