@@ -25,7 +25,7 @@ system-deps:
 	scripts/install-system-deps postgresql
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff check src tests scripts bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -22,7 +22,16 @@ travels as ``meta`` (never a secret).
     │   ├── SecretKeyMissing            authorization_header_missing
     │   ├── SecretKeyInvalid            authentication_invalid
     │   ├── InvalidCredentials          form_credentials_invalid 422
-    │   └── SignedOut                   signed_out
+    │   ├── SignedOut                   signed_out
+    │   └── TokenInvalid                token_*   (a session token was refused; .reason)
+    │       ├── TokenMissing            token_missing              reason "missing"
+    │       ├── TokenMalformed          token_malformed            reason "malformed"
+    │       ├── TokenExpired            token_expired              reason "expired"
+    │       ├── TokenNotYetValid        token_not_yet_valid        reason "not_yet_valid"
+    │       ├── TokenSignatureInvalid   token_signature_invalid    reason "bad_signature"
+    │       ├── TokenKeyUnknown         token_key_unknown          reason "unknown_key"
+    │       ├── TokenIssuerInvalid      token_issuer_invalid       reason "wrong_issuer"
+    │       └── TokenPartyUnauthorized  token_party_unauthorized   reason "unauthorized_party"
     ├── PermissionDenied                permission_denied      403
     │   ├── OriginNotAllowed            origin_invalid
     │   ├── NonSimpleRequestRequired    request_header_missing
@@ -79,6 +88,15 @@ __all__ = [
     "TicketInvalid",
     "TicketRejected",
     "TicketRevoked",
+    "TokenExpired",
+    "TokenInvalid",
+    "TokenIssuerInvalid",
+    "TokenKeyUnknown",
+    "TokenMalformed",
+    "TokenMissing",
+    "TokenNotYetValid",
+    "TokenPartyUnauthorized",
+    "TokenSignatureInvalid",
     "UserBanned",
 ]
 
@@ -310,3 +328,61 @@ class ImpersonationNested(ImpersonationRefused):
 class ImpersonationReasonRequired(ImpersonationRefused):
     code = "impersonation_reason_required"
     default_message = "Give a reason for impersonating this user; it is recorded."
+
+
+class TokenInvalid(AuthenticationFailed):
+    """A session token was refused. ``reason`` is the short word an ``Auth`` reports."""
+
+    code = "token_invalid"
+    reason: ClassVar[str] = "invalid"
+    default_message = "The session token is not valid."
+
+
+class TokenMissing(TokenInvalid):
+    code = "token_missing"
+    reason = "missing"
+    default_message = (
+        "No session token: send Authorization: Bearer <token> or the __session cookie."
+    )
+
+
+class TokenMalformed(TokenInvalid):
+    code = "token_malformed"
+    reason = "malformed"
+    default_message = "The session token is not a well-formed JWT."
+
+
+class TokenExpired(TokenInvalid):
+    code = "token_expired"
+    reason = "expired"
+    default_message = "The session token has expired."
+
+
+class TokenNotYetValid(TokenInvalid):
+    code = "token_not_yet_valid"
+    reason = "not_yet_valid"
+    default_message = "The session token is not valid yet (nbf or iat in the future)."
+
+
+class TokenSignatureInvalid(TokenInvalid):
+    code = "token_signature_invalid"
+    reason = "bad_signature"
+    default_message = "The session token's signature does not verify."
+
+
+class TokenKeyUnknown(TokenInvalid):
+    code = "token_key_unknown"
+    reason = "unknown_key"
+    default_message = "The session token was signed by a key this verifier does not know."
+
+
+class TokenIssuerInvalid(TokenInvalid):
+    code = "token_issuer_invalid"
+    reason = "wrong_issuer"
+    default_message = "The session token was issued by someone else."
+
+
+class TokenPartyUnauthorized(TokenInvalid):
+    code = "token_party_unauthorized"
+    reason = "unauthorized_party"
+    default_message = "The session token was issued to an origin that is not allowed."

@@ -13,9 +13,13 @@ import base64
 import json
 from typing import Any, Literal
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
 
 Algorithm = Literal["RS256", "ES256", "EdDSA"]
 ALGORITHMS: tuple[Algorithm, ...] = ("RS256", "ES256", "EdDSA")
@@ -83,3 +87,29 @@ def public_jwk(public_key: PublicKey, *, kid: str, alg: Algorithm) -> dict[str, 
                 "x": _int_b64(point.x, 32), "y": _int_b64(point.y, 32)}
     raw = public_key.public_bytes_raw()
     return {"kty": "OKP", **base, "crv": "Ed25519", "x": b64url_encode(raw)}
+
+
+# Built once: constructing them per call is measurable on the verify hot path.
+_PKCS1 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+_ECDSA_SHA256 = ec.ECDSA(_SHA256)
+
+
+def verify(public_key: PublicKey, alg: Algorithm, signing_input: bytes, signature: bytes) -> None:
+    """Raise ``cryptography.exceptions.InvalidSignature`` unless the signature verifies.
+
+    ``alg`` is the key's own algorithm (chosen when the key was loaded), never
+    the token header's: a key verifies with one algorithm only.
+    """
+    if alg == "RS256" and isinstance(public_key, rsa.RSAPublicKey):
+        public_key.verify(signature, signing_input, _PKCS1, _SHA256)
+    elif alg == "ES256" and isinstance(public_key, ec.EllipticCurvePublicKey):
+        if len(signature) != 64:
+            raise InvalidSignature
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
+                                   int.from_bytes(signature[32:], "big"))
+        public_key.verify(der, signing_input, _ECDSA_SHA256)
+    elif alg == "EdDSA" and isinstance(public_key, ed25519.Ed25519PublicKey):
+        public_key.verify(signature, signing_input)
+    else:
+        raise InvalidSignature

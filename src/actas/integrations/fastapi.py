@@ -1,0 +1,66 @@
+"""FastAPI dependencies (with ``actas.integrations.starlette.AuthMiddleware`` installed).
+
+    @app.get("/me")
+    def me(auth: CurrentAuth): ...                       # may be signed out
+
+    @app.get("/orders", dependencies=[Depends(require_auth)])
+
+    @app.post("/account/delete")
+    def delete(auth: Annotated[Auth, Depends(forbid_impersonation)]): ...
+
+``require_auth`` and ``forbid_impersonation`` declare the bearer token and
+the ``__session`` cookie as security schemes, so they show in OpenAPI.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+
+from actas._auth import Auth
+from actas.integrations import impersonation_error, signed_out_error
+
+__all__ = ["CurrentAuth", "current_auth", "forbid_impersonation", "require_auth"]
+
+_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
+                     description="An actas session token.")
+_cookie = APIKeyCookie(name="__session", auto_error=False,
+                       description="The actas session token, as set by the browser SDK.")
+
+
+def current_auth(request: Request) -> Auth:
+    auth = request.scope.get("auth")
+    if not isinstance(auth, Auth):
+        raise RuntimeError("actas: add actas.integrations.starlette.AuthMiddleware to the app")
+    return auth
+
+
+CurrentAuth = Annotated[Auth, Depends(current_auth)]
+
+
+def _error(status: int, error: Exception) -> HTTPException:
+    from actas._errors import ActasError
+
+    assert isinstance(error, ActasError)
+    return HTTPException(status_code=status, detail={"errors": [error.to_dict()]},
+                         headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+
+
+def require_auth(
+    auth: CurrentAuth,
+    _bearer_token: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _cookie_token: Annotated[str | None, Depends(_cookie)],
+) -> Auth:
+    """The request's ``Auth``, or a 401 saying why it is signed out."""
+    if not auth.is_signed_in:
+        raise _error(401, signed_out_error(auth.error))
+    return auth
+
+
+def forbid_impersonation(auth: Annotated[Auth, Depends(require_auth)]) -> Auth:
+    """The signed-in ``Auth``, or a 403 when someone is acting as the user."""
+    if auth.actor is not None:
+        raise _error(403, impersonation_error())
+    return auth
