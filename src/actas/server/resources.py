@@ -117,6 +117,8 @@ class ClientSessionObject(SessionObject):
     public_user_data: dict[str, Any]
     last_active_token: None = None
     factor_verification_age: list[int] | None = None
+    # actas: why this session is an impersonation (the actor token's reason), for the banner.
+    impersonation_reason: str | None = None
 
 
 class ClientObject(Resource):
@@ -249,14 +251,15 @@ def session_object(row: SessionRow, now_ms: int) -> SessionObject:
     return SessionObject(**_session_fields(row, now_ms))
 
 
-def client_object(row: Client, sessions: list[tuple[SessionRow, User]], now_ms: int
-                  ) -> ClientObject:
+def client_object(row: Client, sessions: list[tuple[SessionRow, User, str | None]],
+                  now_ms: int) -> ClientObject:
     return ClientObject(
         id=row.id,
         sessions=[
             ClientSessionObject(**_session_fields(s, now_ms), user=user_object(u),
-                                public_user_data=public_user_data(u))
-            for s, u in sessions
+                                public_user_data=public_user_data(u),
+                                impersonation_reason=reason)
+            for s, u, reason in sessions
         ],
         last_active_session_id=row.last_active_session_id,
         created_at=row.created_at,

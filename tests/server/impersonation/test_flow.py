@@ -106,7 +106,8 @@ def test_operators_own_session_is_kept_and_stop_returns_to_it(backend: TestClien
 
     client = browser.get("/v1/client").json()["response"]
     assert client["last_active_session_id"] == impersonation
-    assert {s["id"] for s in client["sessions"]} == {own, impersonation}
+    assert {s["id"]: s["impersonation_reason"] for s in client["sessions"]} == {
+        own: None, impersonation: "Support ticket #4242"}  # what the banner shows
 
     stopped = browser.post(f"/v1/client/sessions/{impersonation}/stop_impersonating", json={})
 
