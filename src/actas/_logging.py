@@ -1,6 +1,7 @@
 """Log lines that say who: ``user_id`` and ``actor_sub`` on every record of a request.
 
-    logging.getLogger().addFilter(actas.AuthLogFilter())   # or on a handler
+    handler.addFilter(actas.AuthLogFilter())   # on the handler: a logger's own filters
+                                               # do not see its children's records
     with actas.bind_auth(auth):          # the integrations do this for you
         log.info("refund issued")        # record.user_id, record.actor_sub set
 

@@ -60,7 +60,10 @@ class AuthMiddleware:
 
 
 def _refuse(status: int, error: ActasError) -> JsonResponse:
-    return JsonResponse({"errors": [error.to_dict()]}, status=status)
+    response = JsonResponse({"errors": [error.to_dict()]}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def _auth(request: HttpRequest) -> Auth:

@@ -1,4 +1,6 @@
-"""FastAPI dependencies (with ``actas.integrations.starlette.AuthMiddleware`` installed).
+"""FastAPI: install once, then use the dependencies.
+
+    install(app, verifier=verifier)     # the middleware + actas's JSON error envelope
 
     @app.get("/me")
     def me(auth: CurrentAuth): ...                       # may be signed out
@@ -16,13 +18,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from actas._auth import Auth
+from actas._errors import ActasError
+from actas._verifier import Verifier
 from actas.integrations import impersonation_error, signed_out_error
+from actas.integrations.starlette import AuthMiddleware
 
-__all__ = ["CurrentAuth", "current_auth", "forbid_impersonation", "require_auth"]
+__all__ = ["CurrentAuth", "current_auth", "forbid_impersonation", "install", "require_auth"]
 
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
                      description="An actas session token.")
@@ -40,12 +46,30 @@ def current_auth(request: Request) -> Auth:
 CurrentAuth = Annotated[Auth, Depends(current_auth)]
 
 
-def _error(status: int, error: Exception) -> HTTPException:
-    from actas._errors import ActasError
+class GuardRefused(HTTPException):
+    """A guard's refusal. An ``HTTPException``, so that without ``install`` it is still
+    a 401/403; with it, the body is actas's ``{"errors": [...]}`` envelope."""
 
-    assert isinstance(error, ActasError)
-    return HTTPException(status_code=status, detail={"errors": [error.to_dict()]},
+    def __init__(self, status: int, error: ActasError) -> None:
+        super().__init__(status_code=status, detail={"errors": [error.to_dict()]},
                          headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+        self.error = error
+
+
+def install(app: FastAPI, *, verifier: Verifier) -> None:
+    """Authenticate every request (``request.auth``) and answer refusals as the envelope."""
+    app.add_middleware(AuthMiddleware, verifier=verifier)
+
+    async def refused(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GuardRefused)
+        return JSONResponse({"errors": [exc.error.to_dict()]}, status_code=exc.status_code,
+                            headers=exc.headers)
+
+    app.add_exception_handler(GuardRefused, refused)
+
+
+def _error(status: int, error: ActasError) -> GuardRefused:
+    return GuardRefused(status, error)
 
 
 def require_auth(

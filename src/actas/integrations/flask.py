@@ -58,6 +58,8 @@ class Actas:
 def _refuse(status: int, error: ActasError) -> Response:
     response = jsonify({"errors": [error.to_dict()]})
     response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import actas
-from actas.server import backend_api, frontend_api, worker
+from actas.server import backend_api, dashboard, frontend_api, worker
 from actas.server.http import errors
 from actas.server.http.limits import RequestLimits
 from actas.server.instance import Instance
@@ -49,6 +49,7 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
     errors.install(app)
     app.include_router(backend_api.router)
     app.include_router(frontend_api.router)
+    dashboard.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

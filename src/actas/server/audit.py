@@ -120,18 +120,22 @@ class AuditLog:
     def verify(self, db: Db) -> Verification:
         """Walk the whole chain; report the first row where it breaks."""
         expected_seq, prev_hash, count = 1, GENESIS, 0
-        for event in db.scalars(select(AuditEvent).order_by(AuditEvent.seq)
-                                .execution_options(yield_per=1000)):
-            if event.seq != expected_seq:
-                return Verification(False, count, prev_hash, expected_seq, None,
-                                    f"event {expected_seq} is missing (deleted)")
-            if event.prev_hash != prev_hash:
-                return Verification(False, count, prev_hash, event.seq, event.id,
-                                    f"event {event.seq} does not link to the event before it")
-            if not hmac.compare_digest(event.hash, self._hash(event)):
-                return Verification(False, count, prev_hash, event.seq, event.id,
-                                    f"event {event.seq} was modified after it was written")
-            expected_seq, prev_hash, count = event.seq + 1, event.hash, count + 1
+        rows = db.scalars(select(AuditEvent).order_by(AuditEvent.seq)
+                          .execution_options(yield_per=1000))
+        with rows:  # closed on the early returns too (a server-side cursor on PostgreSQL)
+            for event in rows:
+                if event.seq != expected_seq:
+                    return Verification(False, count, prev_hash, expected_seq, None,
+                                        f"event {expected_seq} is missing (deleted)")
+                if event.prev_hash != prev_hash:
+                    return Verification(False, count, prev_hash, event.seq, event.id,
+                                        f"event {event.seq} does not link to the event "
+                                        "before it")
+                if not hmac.compare_digest(event.hash, self._hash(event)):
+                    return Verification(False, count, prev_hash, event.seq, event.id,
+                                        f"event {event.seq} was modified after it was "
+                                        "written")
+                expected_seq, prev_hash, count = event.seq + 1, event.hash, count + 1
         head = db.get(AuditChainHead, _HEAD_ID)
         if head is not None and (head.last_seq != count or head.last_hash != prev_hash):
             return Verification(False, count, prev_hash, count + 1, None,

@@ -14,6 +14,7 @@ Signature (https://www.standardwebhooks.com/): headers ``webhook-id``,
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -82,9 +83,12 @@ def get_endpoint(db: Db, endpoint_id: str) -> WebhookEndpoint:
 
 
 def event_payload(event: AuditEvent) -> dict[str, Any]:
+    occurred = dt.datetime.fromtimestamp(event.occurred_at / 1000, dt.UTC)
     return {
         "type": event.type,
-        "timestamp": event.occurred_at,
+        # The Standard Webhooks payload carries an RFC 3339 timestamp; the
+        # millisecond value stays in data.occurred_at.
+        "timestamp": occurred.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "data": {
             "id": event.id, "object": "audit_event", "seq": event.seq, "type": event.type,
             "occurred_at": event.occurred_at, "actor_sub": event.actor_sub,

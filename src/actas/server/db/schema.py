@@ -206,6 +206,7 @@ class AuditEvent(Base):
         Index("ix_audit_events_actor_sub", "actor_sub", "seq"),
         Index("ix_audit_events_user_id", "user_id", "seq"),
         Index("ix_audit_events_type", "type", "seq"),
+        Index("ix_audit_events_occurred_at", "type", "occurred_at"),  # rate limits
     )
 
 
@@ -252,3 +253,18 @@ class WebhookDelivery(Base):
     updated_at: Mapped[int]
 
     __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+
+class OperatorSession(Base):
+    """A signed-in dashboard operator; the cookie's secret is stored only as a digest."""
+
+    __tablename__ = "operator_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    token_digest: Mapped[str] = mapped_column(String(80), unique=True)
+    expire_at: Mapped[int]
+    last_active_at: Mapped[int]
+    ended_at: Mapped[int | None]
+    created_at: Mapped[int]

@@ -1,0 +1,40 @@
+"""The dashboard (``/dashboard``): server-rendered pages for operators.
+
+Sign-in, users, the *Impersonate user* button, live impersonations with
+*End now* and the *End all* kill switch, and the audit log with its chain
+status. Every state change is a POST carrying the session's CSRF token; no
+GET changes anything.
+"""
+
+from fastapi import APIRouter, FastAPI, Request
+from starlette.responses import Response
+
+from actas._errors import ActasError
+from actas.server.dashboard import audit_log, impersonations, operator_sessions, pages, sign_in
+from actas.server.dashboard import users as users_pages
+from actas.server.http import errors
+
+router = APIRouter(include_in_schema=False)
+for module in (sign_in, users_pages, impersonations, audit_log):
+    router.include_router(module.router)
+
+
+def install(app: FastAPI) -> None:
+    """Mount the pages, and answer their errors as pages rather than JSON."""
+    app.include_router(router)
+
+    async def not_signed_in(request: Request, _exc: Exception) -> Response:
+        return pages.redirect(request, "/dashboard/sign_in")
+
+    async def actas_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ActasError)
+        if request.url.path.startswith("/dashboard"):
+            return pages.render(request, "error.html", status_code=exc.http_status,
+                                error=exc, me=None)
+        return errors.error_response(exc)
+
+    app.add_exception_handler(operator_sessions.NotSignedIn, not_signed_in)
+    app.add_exception_handler(ActasError, actas_error)
+
+
+__all__ = ["install", "router"]

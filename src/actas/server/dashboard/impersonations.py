@@ -1,0 +1,72 @@
+"""Live impersonations: who, whom, why, time left; *End now*, and *End all* for owners."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from actas._errors import PermissionDenied, SessionNotActive
+from actas.server import operators, sessions
+from actas.server.dashboard import operator_sessions, pages
+from actas.server.db.schema import ActorToken, User
+from actas.server.http.origins import instance_of, request_origin
+from actas.server.impersonation import ending
+
+router = APIRouter()
+
+
+@router.get("/dashboard/impersonations")
+def live(request: Request) -> Response:
+    instance = instance_of(request)
+    now = instance.now_ms()
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        rows = sessions.list_sessions(db, sessions.SessionQuery(
+            status="active", impersonated=True, limit=500), now)
+        user_ids = {s.user_id for s in rows}
+        people = {u.id: u for u in db.scalars(select(User).where(User.id.in_(user_ids)))}
+        token_ids = [s.actor_token_id for s in rows if s.actor_token_id]
+        reasons = dict(db.execute(select(ActorToken.id, ActorToken.reason)
+                                  .where(ActorToken.id.in_(token_ids))).all())
+        live_rows = [(s, people.get(s.user_id), reasons.get(s.actor_token_id or ""),
+                      min(s.expire_at, s.abandon_at) - now) for s in rows]
+        return pages.render(request, "impersonations.html", me=signed_in, rows=live_rows,
+                            can_end_all=signed_in.operator.role == "owner",
+                            notice=request.query_params.get("notice"))
+
+
+@router.post("/dashboard/impersonations/{session_id}/end")
+def end_now(request: Request, session_id: str,
+            csrf_token: Annotated[str, Form(max_length=128)]) -> Response:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        operator_sessions.check_csrf(instance, signed_in, csrf_token)
+        if operators.IMPERSONATE not in signed_in.permissions:
+            raise PermissionDenied("Your role cannot end impersonations.")
+        row = sessions.get(db, session_id, for_update=True)
+        if row.actor is None:
+            raise PermissionDenied("That session is not an impersonation.")
+        try:
+            sessions.end(db, instance, row, status="revoked", origin=request_origin(request),
+                         by=signed_in.operator.id)
+            notice = "ended"
+        except SessionNotActive:
+            notice = "already-ended"
+    return pages.redirect(request, f"/dashboard/impersonations?notice={notice}")
+
+
+@router.post("/dashboard/impersonations/end_all")
+def end_all(request: Request, csrf_token: Annotated[str, Form(max_length=128)]) -> Response:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        operator_sessions.check_csrf(instance, signed_in, csrf_token)
+        if signed_in.operator.role != "owner":
+            raise PermissionDenied("Only owners can end every impersonation at once.")
+        ending.end_all(db, instance, actor_sub=None, origin=request_origin(request),
+                       by=signed_in.operator.id)
+    return pages.redirect(request, "/dashboard/impersonations?notice=all-ended")

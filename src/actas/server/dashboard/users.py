@@ -1,0 +1,94 @@
+"""Users: search and page through them, look at one, and impersonate them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from starlette.responses import Response
+
+from actas._errors import ActasError, ImpersonationRefused, ResourceNotFound
+from actas.server import sessions, users
+from actas.server.dashboard import operator_sessions, pages
+from actas.server.db.schema import ActorToken
+from actas.server.http.origins import instance_of, request_origin
+from actas.server.impersonation import actor_tokens, policy
+from actas.server.impersonation.policy import Requester
+
+router = APIRouter()
+PAGE_SIZE = 25
+
+
+@router.get("/dashboard")
+def home(request: Request) -> Response:
+    return pages.redirect(request, "/dashboard/users")
+
+
+@router.get("/dashboard/users")
+def list_users(request: Request,
+               q: Annotated[str, Query(max_length=256)] = "",
+               page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> Response:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        query = users.UserQuery(limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
+                                query=q.strip() or None)
+        rows = list(users.list_users(db, query))
+        return pages.render(request, "users.html", me=signed_in, users=rows[:PAGE_SIZE],
+                            q=q, page=page, has_next=len(rows) > PAGE_SIZE,
+                            is_protected=lambda u: policy.is_protected(u, instance.settings))
+
+
+def _user_page(request: Request, user_id: str, *, error: str | None = None,
+               reason: str = "", status_code: int = 200) -> Response:
+    instance = instance_of(request)
+    now = instance.now_ms()
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        try:
+            user = users.get(db, user_id)
+        except ResourceNotFound:
+            return pages.render(request, "not_found.html", me=signed_in, status_code=404)
+        rows = sessions.list_sessions(db, sessions.SessionQuery(user_id=user.id, limit=50), now)
+        token_ids = [s.actor_token_id for s in rows if s.actor_token_id]
+        reasons = {t.id: t.reason for t in db.query(ActorToken)
+                   .filter(ActorToken.id.in_(token_ids))} if token_ids else {}
+        return pages.render(
+            request, "user.html", status_code=status_code, me=signed_in, user=user,
+            sessions=[(s, sessions.effective_status(s, now), reasons.get(s.actor_token_id or ""))
+                      for s in rows],
+            protected=policy.is_protected(user, instance.settings),
+            require_reason=instance.settings.require_reason, error=error, reason=reason,
+            max_minutes=instance.settings.impersonation_max_duration // 60)
+
+
+@router.get("/dashboard/users/{user_id}")
+def show_user(request: Request, user_id: str) -> Response:
+    return _user_page(request, user_id)
+
+
+@router.post("/dashboard/users/{user_id}/impersonate")
+def impersonate(request: Request, user_id: str,
+                csrf_token: Annotated[str, Form(max_length=128)],
+                reason: Annotated[str, Form(max_length=1000)] = "",
+                minutes: Annotated[int, Form(ge=1, le=24 * 60)] = 30) -> Response:
+    """Ask for an actor token as the signed-in operator; on success, open the application."""
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        operator_sessions.check_csrf(instance, signed_in, csrf_token)
+    operator = signed_in.operator
+    actor = {"sub": operator.id, "email": operator.email_address,
+             "name": operator.name or operator.email_address}
+    try:
+        issued = actor_tokens.create(
+            instance, requester=Requester.of_operator(operator), user_id=user_id, actor=actor,
+            reason=reason, origin=request_origin(request), expires_in=60,
+            session_max_duration=min(minutes * 60, instance.settings.impersonation_max_duration))
+    except ImpersonationRefused as refusal:
+        return _user_page(request, user_id, error=refusal.message, reason=reason,
+                          status_code=403)
+    except ActasError as error:  # e.g. a duration over the cap
+        return _user_page(request, user_id, error=error.message, reason=reason,
+                          status_code=error.http_status)
+    return pages.redirect(request, issued.url)

@@ -1,0 +1,222 @@
+"""The dashboard, through its HTML forms: sign-in, users, impersonate, end, audit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from actas.server import Instance, create_app, operators
+from actas.server.clock import FrozenClock
+from tests.support.flows import create_user, error_code, mint
+
+PASSWORD = "operator password"
+
+
+def _operator(instance: Instance, email: str, role: str) -> str:
+    with instance.transaction() as db:
+        return operators.create(db, instance, email=email, role=role, password=PASSWORD,
+                                name=email.split("@")[0].title()).id
+
+
+@pytest.fixture
+def dashboard(instance: Instance) -> Iterator[TestClient]:
+    with TestClient(create_app(instance), base_url="https://actas.test",
+                    follow_redirects=False) as client:
+        yield client
+
+
+def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
+    response = client.post("/dashboard/sign_in", data={"email": email, "password": password})
+    assert response.status_code == 303, response.text
+    return csrf(client)
+
+
+def csrf(client: TestClient) -> str:
+    page = client.get("/dashboard/users").text
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
+def test_pages_need_a_signed_in_operator(dashboard: TestClient) -> None:
+    for path in ("/dashboard/users", "/dashboard/impersonations", "/dashboard/audit"):
+        response = dashboard.get(path)
+        assert response.status_code == 303 and response.headers["location"] == \
+            "/dashboard/sign_in"
+
+
+def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_ends_it(
+        dashboard: TestClient, instance: Instance) -> None:
+    _operator(instance, "alice@support.test", "support")
+    response = dashboard.post("/dashboard/sign_in",
+                              data={"email": "Alice@Support.test", "password": PASSWORD})
+    cookie = response.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/dashboard" in cookie
+    token = csrf(dashboard)
+    assert dashboard.post("/dashboard/sign_out", data={"csrf_token": token}).status_code == 303
+    assert dashboard.get("/dashboard/users").status_code == 303
+
+
+def test_wrong_password_is_refused_and_then_rate_limited(dashboard: TestClient,
+                                                         instance: Instance) -> None:
+    _operator(instance, "alice@support.test", "support")
+    for _ in range(5):
+        wrong = dashboard.post("/dashboard/sign_in",
+                               data={"email": "alice@support.test", "password": "nope"})
+        assert wrong.status_code == 401 and "do not match" in wrong.text
+    limited = dashboard.post("/dashboard/sign_in",
+                             data={"email": "alice@support.test", "password": PASSWORD})
+    assert limited.status_code == 429 and "Too many failed sign-ins" in limited.text
+
+
+def test_rate_limit_window_passes(dashboard: TestClient, instance: Instance,
+                                  clock: FrozenClock) -> None:
+    _operator(instance, "alice@support.test", "support")
+    for _ in range(5):
+        dashboard.post("/dashboard/sign_in", data={"email": "alice@support.test",
+                                                   "password": "nope"})
+    clock.advance(seconds=15 * 60 + 1)
+    sign_in(dashboard, "alice@support.test")
+
+
+def test_users_list_search_and_detail(dashboard: TestClient, backend: TestClient,
+                                      instance: Instance) -> None:
+    _operator(instance, "alice@support.test", "support")
+    ada = create_user(backend, "ada@example.com", first_name="Ada", last_name="Lovelace")
+    create_user(backend, "bob@example.com", first_name="Bob")
+    sign_in(dashboard, "alice@support.test")
+
+    everyone = dashboard.get("/dashboard/users").text
+    found = dashboard.get("/dashboard/users", params={"q": "lovelace"}).text
+    detail = dashboard.get(f"/dashboard/users/{ada['id']}").text
+
+    assert "Ada Lovelace" in everyone and "Bob" in everyone
+    assert "Ada Lovelace" in found and "bob@example.com" not in found
+    assert ada["id"] in detail and "Impersonate user" in detail
+    assert dashboard.get("/dashboard/users/user_missing").status_code == 404
+
+
+def test_impersonate_opens_the_application_as_the_user(dashboard: TestClient,
+                                                       backend: TestClient,
+                                                       instance: Instance) -> None:
+    operator_id = _operator(instance, "alice@support.test", "support")
+    ada = create_user(backend)
+    token = sign_in(dashboard, "alice@support.test")
+
+    response = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
+                              data={"csrf_token": token, "reason": "Ticket #7", "minutes": 15})
+    assert response.status_code == 303
+    assert response.headers["location"].startswith(
+        "https://actas.test/v1/tickets/accept?ticket=tkt_")
+    landed = dashboard.get(response.headers["location"])
+    assert landed.status_code == 303 and landed.headers["location"] == "http://localhost:3000"
+
+    client = dashboard.get("/v1/client").json()["response"]
+    [session] = client["sessions"]
+    assert session["user"]["id"] == ada["id"]
+    assert session["actor"]["sub"] == operator_id and session["actor"]["name"] == "Alice"
+    assert session["expire_at"] - session["created_at"] == 15 * 60 * 1000
+    assert session["impersonation_reason"] == "Ticket #7"
+    with TestClient(dashboard.app, base_url="https://actas.test",
+                    headers={"Origin": "http://localhost:3000"}) as browser:
+        browser.cookies = dashboard.cookies
+        assert mint(browser, session["id"])
+
+
+def test_refusals_are_shown_in_plain_words(dashboard: TestClient, backend: TestClient,
+                                           instance: Instance) -> None:
+    _operator(instance, "vera@support.test", "viewer")
+    _operator(instance, "sam@support.test", "support")
+    ada = create_user(backend)
+    admin = create_user(backend, "root@example.com", public_metadata={"role": "admin"})
+
+    token = sign_in(dashboard, "vera@support.test")
+    viewer = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
+                            data={"csrf_token": token, "reason": "curious"})
+    assert viewer.status_code == 403 and "Your role does not allow" in viewer.text
+    dashboard.cookies.clear()
+    token = sign_in(dashboard, "sam@support.test")
+    protected = dashboard.post(f"/dashboard/users/{admin['id']}/impersonate",
+                               data={"csrf_token": token, "reason": "ticket"})
+    assert protected.status_code == 403 and "This user is protected" in protected.text
+    no_reason = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
+                               data={"csrf_token": token, "reason": " "})
+    assert no_reason.status_code == 403 and "Give a reason" in no_reason.text
+    codes = [e["data"]["code"] for e in backend.get(
+        "/v1/audit_events", params={"type": "impersonation.refused"}).json()["data"]]
+    assert codes == ["impersonation_reason_required", "impersonation_target_protected",
+                     "impersonation_not_permitted"]
+
+
+def test_state_changes_need_the_csrf_token(dashboard: TestClient, backend: TestClient,
+                                           instance: Instance) -> None:
+    _operator(instance, "alice@support.test", "owner")
+    ada = create_user(backend)
+    sign_in(dashboard, "alice@support.test")
+    for path in (f"/dashboard/users/{ada['id']}/impersonate",
+                 "/dashboard/impersonations/end_all", "/dashboard/sign_out"):
+        for data in ({}, {"csrf_token": "0" * 64}):
+            response = dashboard.post(path, data={**data, "reason": "r"})
+            assert response.status_code in {403, 422}, (path, data)
+    assert backend.get("/v1/actor_tokens").json() == []
+    assert dashboard.get("/dashboard/users").status_code == 200  # still signed in
+
+
+def test_end_now_and_end_all(dashboard: TestClient, backend: TestClient,
+                             instance: Instance) -> None:
+    _operator(instance, "sam@support.test", "support")
+    _operator(instance, "olive@support.test", "owner")
+    ada = create_user(backend)
+    bob = create_user(backend, "bob@example.com")
+    for user in (ada, bob):  # two support engineers' browsers
+        with TestClient(dashboard.app, base_url="https://actas.test",
+                        headers={"Origin": "http://localhost:3000"}) as browser:
+            ticket = backend.post("/v1/actor_tokens", json={
+                "user_id": user["id"], "actor": {"sub": "op_x", "name": "X"},
+                "reason": "r"}).json()["token"]
+            redeemed = browser.post("/v1/client/sign_ins",
+                                    json={"strategy": "ticket", "ticket": ticket})
+            assert redeemed.status_code == 200, redeemed.text
+    token = sign_in(dashboard, "sam@support.test")
+
+    live = dashboard.get("/dashboard/impersonations").text
+    session_ids = re.findall(r'data-session-id="(sess_\w+)"', live)
+    assert len(session_ids) == 2 and "End all impersonations" not in live  # support: no kill
+    ended = dashboard.post(f"/dashboard/impersonations/{session_ids[0]}/end",
+                           data={"csrf_token": token})
+    assert ended.status_code == 303
+    assert backend.get(f"/v1/sessions/{session_ids[0]}").json()["status"] == "revoked"
+    refused = dashboard.post("/dashboard/impersonations/end_all", data={"csrf_token": token})
+    assert refused.status_code == 403
+
+    dashboard.cookies.clear()
+    token = sign_in(dashboard, "olive@support.test")
+    assert "End all impersonations" in dashboard.get("/dashboard/impersonations").text
+    dashboard.post("/dashboard/impersonations/end_all", data={"csrf_token": token})
+    assert backend.get(f"/v1/sessions/{session_ids[1]}").json()["status"] == "revoked"
+    assert error_code(backend.post(f"/v1/sessions/{session_ids[1]}/tokens")) == \
+        "session_not_active"
+
+
+def test_audit_page_shows_events_and_the_chain_status(dashboard: TestClient,
+                                                      backend: TestClient,
+                                                      instance: Instance) -> None:
+    _operator(instance, "alice@support.test", "support")
+    sign_in(dashboard, "alice@support.test")
+    page = dashboard.get("/dashboard/audit").text
+    assert "Chain verified" in page and "operator.signed_in" in page
+    filtered = dashboard.get("/dashboard/audit", params={"type": "session.created"}).text
+    assert "operator.signed_in" not in filtered
+
+
+def test_security_headers(dashboard: TestClient, instance: Instance) -> None:
+    response = dashboard.get("/dashboard/sign_in")
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp
+    assert "form-action 'self' http://localhost:3000" in csp
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "same-origin"
+    assert response.headers["x-content-type-options"] == "nosniff"
