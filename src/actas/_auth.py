@@ -32,8 +32,12 @@ class Actor(NamedTuple):
 
     @classmethod
     def from_claim(cls, act: Mapping[str, Any]) -> Actor:
-        chain: list[Actor] = []
         inner = act.get("act")
+        if inner is None:  # the usual case, kept short: this runs per first-seen token
+            iss, sid = act.get("iss"), act.get("sid")
+            return cls(str(act.get("sub")), iss if type(iss) is str else None,
+                       sid if type(sid) is str else None, act, ())
+        chain: list[Actor] = []
         while isinstance(inner, Mapping) and len(chain) < 16:
             chain.append(cls._one(inner, ()))
             inner = inner.get("act")
@@ -60,6 +64,8 @@ class Auth(NamedTuple):
     claims: Mapping[str, Any] = _EMPTY
     token: str | None = None
     error: TokenInvalid | None = None
+    # The earliest moment (Unix seconds) the token is valid: its nbf, never before its iat.
+    not_before: int = 0
 
     def __repr__(self) -> str:  # never the token: a repr ends up in logs
         if self.user_id is None:
@@ -91,5 +97,8 @@ class Auth(NamedTuple):
     @classmethod
     def from_claims(cls, claims: Mapping[str, Any], token: str) -> Auth:
         act = claims.get("act")
+        nbf, iat = claims.get("nbf"), claims.get("iat")
+        not_before = max(nbf or 0, iat or 0)
         return cls(claims["sub"], claims.get("sid"),
-                   Actor.from_claim(act) if act is not None else None, claims, token)
+                   Actor.from_claim(act) if act is not None else None, claims, token, None,
+                   not_before)

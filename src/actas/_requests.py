@@ -19,8 +19,10 @@ SESSION_COOKIE = "__session"
 
 
 def _from_authorization(value: str | None) -> str | None:
-    if value and value[:7].lower() == "bearer ":
-        token = value[7:].strip()
+    if value and value.startswith(("Bearer ", "bearer ", "BEARER ")):
+        token = value[7:]
+        if token[:1].isspace() or token[-1:].isspace():
+            token = token.strip()
         return token or None
     return None
 
@@ -49,7 +51,7 @@ def _from_asgi_scope(scope: Mapping[str, Any]) -> str | None:
 
 def token_from(request: Any) -> str | None:
     """The session token of ``request``, or ``None``."""
-    if isinstance(request, Mapping):
+    if type(request) is dict or isinstance(request, Mapping):  # the ABC check is slower
         if "headers" in request and "type" in request:
             return _from_asgi_scope(request)
         return (_from_authorization(request.get("HTTP_AUTHORIZATION"))
