@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the server on SQLite (./.actas), with the API docs at /docs
+## run: actas + dashboard + the demo app on SQLite, with demo users (actas dev)
 run: $(STAMP)
-	$(BIN)/actas serve
+	$(BIN)/actas dev
 
 ## test: lint, type-check, and the whole suite on SQLite and PostgreSQL
 test: $(STAMP) system-deps lint typecheck pytest

@@ -1,4 +1,4 @@
-"""The ``actas`` command: serve, migrate, keys rotate, users create, operators create,
+"""The ``actas`` command: serve, dev, migrate, keys rotate, users create, operators create,
 audit verify."""
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
                        "(env ACTAS_FRONTEND_API_URL)")
     serve.add_argument("--allowed-origins", help="comma-separated browser origins allowed to "
                        "call the Frontend API (env ACTAS_ALLOWED_ORIGINS)")
+
+    dev = commands.add_parser("dev", help="actas + the demo app on SQLite, with demo data")
+    dev.add_argument("--host", default="localhost")
+    dev.add_argument("--port", type=int, default=4000, help="actas (default 4000)")
+    dev.add_argument("--app-port", type=int, default=3000, help="the demo app (default 3000)")
+    dev.add_argument("--data-dir", default=".actas/dev")
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     _settings_flags(migrate)
@@ -171,6 +177,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             _serve(args)
+        elif args.command == "dev":
+            from actas.server import dev
+
+            dev.run(dev.DevConfig(host=args.host, port=args.port, app_port=args.app_port,
+                                  data_dir=args.data_dir))
         elif args.command == "migrate":
             _instance(args)
             print("migrations applied")

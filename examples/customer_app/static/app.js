@@ -1,0 +1,78 @@
+// The customer app's page: the actas browser client, served by the actas server itself.
+const actasUrl = document.querySelector('meta[name="actas-url"]').content;
+const { Actas, mountImpersonationBanner } = await import(`${actasUrl}/v1/actas.js`);
+
+const $ = (id) => document.getElementById(id);
+const actas = await Actas.load({ frontendApi: actasUrl });
+mountImpersonationBanner(actas, { container: $("banner") });
+
+async function api(path, options = {}) {
+  const token = await actas.getAuth().getToken();
+  const response = await fetch(path, {
+    ...options,
+    headers: { ...(options.headers || {}), Authorization: `Bearer ${token}` },
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+function text(el, value) { el.textContent = value; return el; }
+
+async function showAccount() {
+  const auth = actas.getAuth();
+  const user = actas.user;
+  const name = user ? ([user.first_name, user.last_name].filter(Boolean).join(" ") || user.id) : "";
+  text($("greeting"), `Hello, ${name}`);
+  text($("who"), name);
+  const me = await api("/api/me");
+  text($("backend-saw"), me.body.actor
+    ? `The backend sees ${me.body.actor.name || me.body.actor.sub} acting as you (act.sub = ${me.body.actor.sub}).`
+    : `The backend sees you (${me.body.user_id}).`);
+  const orders = $("orders");
+  orders.replaceChildren(...me.body.orders.map((o) => text(document.createElement("li"), `${o.id}: ${o.item}, $${o.total}`)));
+  const history = await fetch(`${actasUrl}/v1/me/access_history`, { credentials: "include" });
+  const entries = history.ok ? (await history.json()).response : [];
+  $("access-history").replaceChildren(...(entries.length ? entries.map((e) => text(document.createElement("li"),
+    `${e.actor.name || e.actor.email || e.actor.sub} · ${new Date(e.started_at).toLocaleString()} · ` +
+    `${e.reason || "no reason given"} · ${e.ended_at ? `${Math.round((e.ended_at - e.started_at) / 1000)} s` : "ongoing"}`))
+    : [text(document.createElement("li"), "Nobody has accessed your account.")]));
+  void auth;
+}
+
+async function render() {
+  const auth = actas.getAuth();
+  $("loading").hidden = true;
+  $("signed-out").hidden = auth.isSignedIn;
+  $("signed-in").hidden = !auth.isSignedIn;
+  if (auth.isSignedIn) await showAccount();
+  else text($("who"), "");
+}
+
+$("sign-in").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const response = await fetch(`${actasUrl}/v1/client/sign_ins`, {
+    method: "POST", credentials: "include", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ identifier: form.get("identifier"), password: form.get("password") }),
+  });
+  if (response.ok) { location.reload(); return; }
+  const error = (await response.json()).errors[0];
+  const out = $("sign-in-error"); out.hidden = false; text(out, error.long_message || error.message);
+});
+
+$("delete-account").addEventListener("click", async () => {
+  const result = await api("/api/account/delete", { method: "POST" });
+  const out = $("delete-result");
+  out.className = result.status === 200 ? "" : "refused";
+  text(out, result.status === 200 ? result.body.message : result.body.errors[0].message);
+});
+
+$("sign-out").addEventListener("click", async () => { await actas.getAuth().signOut(); });
+
+let last = null;
+actas.on("change", () => {
+  const auth = actas.getAuth();
+  const key = `${auth.isSignedIn}:${auth.sessionId}:${auth.actor ? auth.actor.sub : ""}`;
+  if (key !== last) { last = key; render(); }
+});
+last = `${actas.getAuth().isSignedIn}:${actas.getAuth().sessionId}:${actas.getAuth().actor ? actas.getAuth().actor.sub : ""}`;
+render();
