@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from actas.server import operators, users
 from actas.server.app import create_app
-from actas.server.db.schema import Operator, User
+from actas.server.db.schema import Operator
 from actas.server.instance import Instance
 from actas.server.settings import load_settings
 
