@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest system-deps clean
+.PHONY: run test lint typecheck pytest jstest system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,15 @@ run: $(STAMP)
 	$(BIN)/actas dev
 
 ## test: lint, type-check, and the whole suite on SQLite and PostgreSQL
-test: $(STAMP) system-deps lint typecheck pytest
+test: $(STAMP) system-deps lint typecheck jstest pytest
 
 system-deps:
-	scripts/install-system-deps postgresql
+	scripts/install-system-deps postgresql chromium nodejs
+
+## jstest: the browser SDK's and React binding's unit tests, and the served bundle's freshness
+jstest:
+	cd js && npm ci --no-audit --no-fund && npm test
+	node js/scripts/build.mjs --check
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench
@@ -34,4 +39,4 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) .actas .pytest_cache .mypy_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .actas .pytest_cache .mypy_cache .ruff_cache test-artifacts js/node_modules

@@ -8,6 +8,7 @@ The ``kid`` is only ever a dictionary key here: never a path, never SQL.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -20,6 +21,23 @@ from actas._errors import TokenKeyUnknown
 from actas._jwk import VerifyingKey, from_jwks, from_pem
 
 log = logging.getLogger("actas.jwks")
+
+
+class FetchWouldBlock(Exception):
+    """Keys must be fetched, but this thread runs an event loop: fetch from a worker thread.
+
+    Raised instead of blocking the loop (which, when actas itself is served by
+    the same loop, would never be answered). Async integrations catch it and
+    retry the whole verification in a thread.
+    """
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 
@@ -57,6 +75,8 @@ class KeySource:
             if key is not None and not self._stale():
                 return key
         if self._url is not None and self._may_fetch(kid):
+            if _in_event_loop():
+                raise FetchWouldBlock(self._url)
             self._refresh()
             if kid is not None and kid in self._keys:
                 return self._keys[kid]

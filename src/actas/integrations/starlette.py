@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from actas._jwks import FetchWouldBlock
 from actas._logging import bind_auth
 from actas._requests import authenticate_request
 from actas._verifier import Verifier
@@ -32,7 +34,12 @@ class AuthMiddleware:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        auth = authenticate_request(scope, verifier=self.verifier)
+        try:
+            auth = authenticate_request(scope, verifier=self.verifier)
+        except FetchWouldBlock:
+            # The keys must be fetched (first request, or a rotated kid): do it off the loop.
+            auth = await anyio.to_thread.run_sync(
+                lambda: authenticate_request(scope, verifier=self.verifier))
         scope["auth"] = auth
         scope.setdefault("state", {})["auth"] = auth
         with bind_auth(auth):

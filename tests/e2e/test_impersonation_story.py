@@ -1,0 +1,172 @@
+"""The whole story in a real browser: dashboard → Impersonate user → the app as the user.
+
+Each step asserts what the page shows and, where it matters, what the
+application's backend saw (``auth.actor`` on its request).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import httpx
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.e2e.conftest import (
+    TOKEN_LIFETIME,
+    USER_PASSWORD,
+    Stack,
+    dashboard_sign_in,
+    screenshot,
+    user_id,
+)
+
+BANNER = "[data-testid=actas-impersonation-banner]"
+REASON = "Ticket #4242: the invoice page is empty"
+
+
+def _backend_saw(stack: Stack) -> dict[str, object]:
+    seen = httpx.get(f"{stack.app_url}/api/_seen", timeout=5).json()
+    assert seen, "the app's backend saw no request"
+    last: dict[str, object] = seen[-1]
+    return last
+
+
+def _impersonate_from_dashboard(page: Page, stack: Stack, email: str, reason: str) -> None:
+    page.goto(f"{stack.actas_url}/dashboard/users")
+    page.get_by_label("Search").fill(email)
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="Open").first.click()
+    page.get_by_label("Reason").fill(reason)
+    page.get_by_role("button", name="Impersonate user").click()
+
+
+def test_support_engineer_impersonates_a_user_and_stops(context: BrowserContext,
+                                                        stack: Stack) -> None:
+    page = context.new_page()
+    dashboard_sign_in(page, stack, "support@example.com")
+    screenshot(page, "01-dashboard-users")
+
+    page.get_by_label("Search").fill("lovelace")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("link", name="Ada Lovelace")).to_be_visible()
+    page.get_by_role("link", name="Ada Lovelace").click()
+    expect(page.get_by_role("heading", name="Impersonate user")).to_be_visible()
+    screenshot(page, "02-user-detail")
+
+    page.get_by_label("Reason").fill(REASON)
+    page.get_by_role("button", name="Impersonate user").click()
+
+    # Landed in the application, as Ada, with the banner saying so.
+    page.wait_for_url(re.compile(re.escape(stack.app_url)))
+    banner = page.locator(BANNER)
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Ada Lovelace")
+    expect(banner).to_contain_text("Sam Support")
+    expect(banner).to_contain_text(REASON)
+    expect(banner).to_contain_text(re.compile(r"ends in \d+:\d\d"))
+    expect(page.locator("#greeting")).to_have_text("Hello, Ada Lovelace")
+    expect(page.get_by_test_id("backend-saw")).to_contain_text("acting as you")
+    saw = _backend_saw(stack)
+    assert saw["user_id"] == user_id(stack, "ada@example.com")
+    actor = saw["actor"]
+    assert isinstance(actor, dict) and str(actor["sub"]).startswith("op_")
+    assert actor["name"] == "Sam Support"
+    screenshot(page, "03-app-impersonating")
+
+    # A sensitive action is refused, and the page says so.
+    page.get_by_role("button", name="Delete my account").click()
+    expect(page.get_by_test_id("delete-result")).to_contain_text("not available while")
+    screenshot(page, "04-delete-refused")
+
+    # Stop impersonating: the banner goes, and this browser is no longer Ada.
+    page.get_by_test_id("actas-stop-impersonating").click()
+    expect(banner).to_have_count(0)
+    expect(page.locator("#signed-out")).to_be_visible()
+    screenshot(page, "05-stopped")
+
+    # Every step actas took part in is in the audit log, whose chain verifies. (The
+    # refused deletion was refused by the app's own backend, locally, by the SDK.)
+    page.goto(f"{stack.actas_url}/dashboard/audit")
+    expect(page.get_by_test_id("chain-status")).to_contain_text("Chain verified")
+    for event in ("operator.signed_in", "actor_token.created", "actor_token.accepted",
+                  "session.created", "session.ended"):
+        expect(page.locator("td code", has_text=event).first).to_be_visible()
+    screenshot(page, "06-audit-log")
+
+
+def test_banner_counts_down_and_the_session_ends_at_its_hard_limit(
+        context: BrowserContext, stack: Stack) -> None:
+    with stack.backend() as backend:
+        token = backend.post("/v1/actor_tokens", json={
+            "user_id": user_id(stack, "grace@example.com"),
+            "actor": {"sub": "op_e2e", "name": "Countdown Tester"},
+            "reason": "Hard limit test", "session_max_duration_in_seconds": 8}).json()
+    page = context.new_page()
+    page.goto(token["url"])
+    page.wait_for_url(re.compile(re.escape(stack.app_url)))
+    countdown = page.get_by_test_id("actas-countdown")
+    expect(countdown).to_have_text(re.compile(r"0:0[5-8]"))
+    first = countdown.inner_text()
+    page.wait_for_timeout(2_000)
+    assert countdown.inner_text() != first  # it counts down
+    screenshot(page, "07-countdown")
+
+    # At the hard limit the browser client notices and the app is signed out.
+    expect(page.locator(BANNER)).to_have_count(0, timeout=15_000)
+    expect(page.locator("#signed-out")).to_be_visible()
+    with stack.backend() as backend:
+        [session] = backend.get("/v1/sessions", params={"actor_sub": "op_e2e"}).json()
+    assert session["status"] == "expired"
+
+
+def test_end_now_signs_the_app_out_within_one_token_lifetime(
+        browser_context_pair: tuple[BrowserContext, BrowserContext], stack: Stack) -> None:
+    support, owner = browser_context_pair
+    app = support.new_page()
+    dashboard_sign_in(app, stack, "support@example.com")
+    _impersonate_from_dashboard(app, stack, "alan@example.com", "End-now test")
+    app.wait_for_url(re.compile(re.escape(stack.app_url)))
+    expect(app.locator(BANNER)).to_be_visible()
+
+    dashboard = owner.new_page()
+    dashboard_sign_in(dashboard, stack, "owner@example.com")
+    dashboard.goto(f"{stack.actas_url}/dashboard/impersonations")
+    row = dashboard.locator("tr", has_text="End-now test")
+    expect(row).to_be_visible()
+    screenshot(dashboard, "08-live-impersonations")
+    row.get_by_role("button", name="End now").click()
+    expect(dashboard.get_by_role("status")).to_contain_text("was ended")
+    ended_at = time.monotonic()
+
+    expect(app.locator(BANNER)).to_have_count(0, timeout=(TOKEN_LIFETIME + 2) * 1000)
+    assert time.monotonic() - ended_at <= TOKEN_LIFETIME + 2
+    expect(app.locator("#signed-out")).to_be_visible()
+    screenshot(app, "09-ended-by-dashboard")
+
+
+def test_the_user_sees_who_accessed_their_account(
+        browser_context_pair: tuple[BrowserContext, BrowserContext], stack: Stack) -> None:
+    support, user = browser_context_pair
+    reason = "Access history test: refund question"
+    operator = support.new_page()
+    dashboard_sign_in(operator, stack, "support@example.com")
+    _impersonate_from_dashboard(operator, stack, "ada@example.com", reason)
+    operator.wait_for_url(re.compile(re.escape(stack.app_url)))
+    operator.get_by_test_id("actas-stop-impersonating").click()
+    expect(operator.locator(BANNER)).to_have_count(0)
+
+    page = user.new_page()
+    page.goto(stack.app_url)
+    page.get_by_label("Email").fill("ada@example.com")
+    page.get_by_label("Password").fill(USER_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#greeting")).to_have_text("Hello, Ada Lovelace")
+    expect(page.locator(BANNER)).to_have_count(0)
+    history = page.get_by_test_id("access-history")
+    expect(history).to_contain_text("Sam Support")
+    expect(history).to_contain_text(reason)
+    expect(page.get_by_test_id("backend-saw")).to_contain_text("The backend sees you")
+    page.get_by_role("button", name="Delete my account").click()
+    expect(page.get_by_test_id("delete-result")).to_contain_text("would now be deleted")
+    screenshot(page, "10-user-access-history")
