@@ -228,3 +228,41 @@ def test_claims_are_the_verified_payload() -> None:
     assert dict(auth.claims) == payload and auth.token == token
     assert auth.expires_at == payload["exp"]
     assert time.time() < auth.expires_at
+
+
+def test_keys_are_never_fetched_on_a_running_event_loop() -> None:
+    import asyncio
+
+    from actas._jwks import FetchWouldBlock
+
+    server = JwksServer((KID, KEY, "RS256"))
+    verifier = server.verifier()
+
+    async def on_the_loop() -> None:
+        with pytest.raises(FetchWouldBlock):
+            verifier.authenticate(sign())
+
+    asyncio.run(on_the_loop())
+    assert server.requests == 0
+    assert verifier.verify(sign()).user_id == "user_1"  # off the loop it fetches
+
+
+def test_the_asgi_middleware_fetches_keys_off_the_loop() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from actas.integrations.starlette import AuthMiddleware
+
+    server = JwksServer((KID, KEY, "RS256"))
+
+    async def whoami(request: Request) -> JSONResponse:
+        return JSONResponse({"user_id": request.auth.user_id})
+
+    app = Starlette(routes=[Route("/", whoami)])
+    app.add_middleware(AuthMiddleware, verifier=server.verifier())
+    with TestClient(app) as client:
+        response = client.get("/", headers={"Authorization": f"Bearer {sign()}"})
+    assert response.json() == {"user_id": "user_1"} and server.requests == 1
