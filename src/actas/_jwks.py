@@ -72,7 +72,7 @@ class KeySource:
             return self._pem_key
         if kid is not None:
             key = self._keys.get(kid)
-            if key is not None and not self._stale():
+            if key is not None and (self._url is None or not self._stale()):
                 return key
         if self._url is not None and self._may_fetch(kid):
             if _in_event_loop():

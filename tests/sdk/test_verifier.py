@@ -111,28 +111,46 @@ def test_cached_tokens_still_expire_on_time() -> None:
     verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
         KEY.public_key(), kid=KID, alg="RS256")]}, now=lambda: now[0])
     token = sign()
-    first = verifier.verify(token)
-    assert verifier.verify(token) is first  # from the cache
+    verifier.verify(token)
+    second = verifier.verify(token)  # admitted to the cache on its second sighting
+    assert verifier.verify(token) is second  # from the cache
     now[0] = NOW + 65
     assert verifier.authenticate(token).signed_out_reason == "expired"
 
 
 def test_cache_skips_the_signature_check_for_a_repeated_token() -> None:
-    calls = []
+    from actas._token_cache import TokenCache
+
     verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
         KEY.public_key(), kid=KID, alg="RS256")]}, cache_size=2)
-    original = verifier._verify
+    calls: list[str] = []
 
     def counting(token: str) -> actas.Auth:
         calls.append(token)
-        return original(token)
+        return verifier._verify(token)
 
-    verifier._check = __import__("functools").lru_cache(maxsize=2)(counting)
-    tokens = [sign(claims(jti=f"jti_{i}")) for i in range(3)]
-    for token in [tokens[0], tokens[0], tokens[1], tokens[0], tokens[2], tokens[1]]:
+    verifier._check = TokenCache(counting, maxsize=2)
+    a, b, c = (sign(claims(jti=f"jti_{i}")) for i in range(3))
+    for token in [a, a, a, a, b, b, c, c, b]:
         verifier.verify(token)
-    # 0 miss, 0 hit, 1 miss, 0 hit, 2 miss (evicts 1), 1 miss again: bounded LRU.
-    assert calls == [tokens[0], tokens[1], tokens[2], tokens[1]]
+    # a: verified twice (admitted on the second sighting), then hits. b, c: the same;
+    # admitting c evicts a (least recently used), and b stays a hit.
+    assert calls == [a, a, b, b, c, c]
+    verifier.verify(a)
+    assert calls[-1] == a
+
+
+def test_the_cache_is_bounded() -> None:
+    from actas._token_cache import TokenCache
+
+    cache: TokenCache[str] = TokenCache(lambda token: token.upper(), maxsize=3)
+    for i in range(100):
+        for _ in range(2):
+            assert cache(f"t{i}") == f"T{i}"
+    assert len(cache) == 3
+    for i in range(10_000):
+        cache(f"once-{i}")  # one-hit tokens never enter, and the doorkeeper stays bounded
+    assert len(cache) == 3 and len(cache._seen_once) <= 3
 
 
 def test_failures_are_not_cached() -> None:
