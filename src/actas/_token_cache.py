@@ -30,7 +30,7 @@ class TokenCache(Generic[V]):
         entries = self._entries
         value = entries.get(token)
         if value is not None:
-            try:
+            try:  # noqa: SIM105  (a bare try is cheaper than contextlib.suppress on a hit)
                 entries.move_to_end(token)
             except KeyError:  # evicted by another thread meanwhile
                 pass
@@ -42,7 +42,7 @@ class TokenCache(Generic[V]):
             seen.discard(digest)
             entries[token] = value
             if len(entries) > self._maxsize:
-                try:
+                try:  # noqa: SIM105
                     entries.popitem(last=False)
                 except KeyError:
                     pass
