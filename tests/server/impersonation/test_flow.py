@@ -282,3 +282,12 @@ def test_user_sees_who_accessed_their_account(backend: TestClient, browser: Test
         "reason": "Refund question", "started_at": clock.now_ms() - 90_000,
         "ended_at": clock.now_ms(), "status": "ended", "duration_ms": 90_000,
     }]
+
+
+def test_a_huge_actor_is_refused_because_it_rides_in_every_token(backend: TestClient) -> None:
+    user = create_user(backend)
+    response = backend.post("/v1/actor_tokens", json={
+        "user_id": user["id"], "actor": {"sub": "op_alice", "bio": "x" * 5000},
+        "reason": "r"})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["meta"]["param_name"] == "actor"

@@ -7,6 +7,7 @@ included, is written to the audit log.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,14 @@ def _check_durations(instance: Instance, expires_in: int, session_max_duration: 
             code="form_param_value_invalid", param_name="session_max_duration_in_seconds")
 
 
+ACTOR_MAX_BYTES = 2048  # it rides in every session JWT (and so in a cookie)
+
+
 def _check_actor(actor: dict[str, Any]) -> str:
+    if len(json.dumps(actor)) > ACTOR_MAX_BYTES:
+        raise FormParamInvalid(f"actor must be at most {ACTOR_MAX_BYTES} bytes of JSON: it is "
+                               "copied into every session token.",
+                               code="form_param_value_invalid", param_name="actor")
     sub = actor.get("sub")
     if not isinstance(sub, str) or not sub.strip() or len(sub) > 256:
         raise FormParamInvalid("actor.sub is required: who is impersonating (a string of at "
