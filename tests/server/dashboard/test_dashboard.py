@@ -220,3 +220,21 @@ def test_security_headers(dashboard: TestClient, instance: Instance) -> None:
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_search_finds_by_email_prefix_id_username_and_name_prefix(
+        dashboard: TestClient, backend: TestClient, instance: Instance) -> None:
+    _operator(instance, "alice@support.test", "support")
+    ada = create_user(backend, "ada@example.com", first_name="Ada", last_name="Lovelace",
+                      username="countess")
+    create_user(backend, "grace@example.com", first_name="Grace", last_name="Hopper")
+    sign_in(dashboard, "alice@support.test")
+
+    def found(q: str) -> bool:
+        return ada["id"] in dashboard.get("/dashboard/users", params={"q": q}).text
+
+    for query in ("ada@example.com", "ADA@ex", ada["id"], ada["id"].lower(), "count",
+                  "lov", "Ada"):
+        assert found(query), query
+    for query in ("grace@", "hopper", "lovelacex", "%", "_"):
+        assert not found(query), query

@@ -27,11 +27,21 @@ def _schema(engine: Engine) -> dict[str, Any]:
     }
 
 
+# SQLite's reflection cannot read expression indexes (lower(first_name)); SQLAlchemy
+# says so with a warning and skips them. PostgreSQL's reflection compares them.
+def skip_unreflectable_indexes(test: Any) -> Any:
+    test = pytest.mark.filterwarnings(
+        "ignore:Skipped unsupported reflection of expression-based index")(test)
+    return pytest.mark.filterwarnings(
+        "ignore:autogenerate skipping metadata-specified expression-based index")(test)
+
+
 def _revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+@skip_unreflectable_indexes
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -44,6 +54,7 @@ def test_migrations_end_at_the_newest_revision(engine: Engine) -> None:
     assert _revision(engine) == head
 
 
+@skip_unreflectable_indexes
 def test_migrating_again_is_a_no_op(engine: Engine) -> None:
     before, revision = _schema(engine), _revision(engine)
     with engine.begin() as connection:

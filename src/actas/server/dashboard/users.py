@@ -31,9 +31,10 @@ def list_users(request: Request,
     instance = instance_of(request)
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request)
-        query = users.UserQuery(limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE,
-                                query=q.strip() or None)
-        rows = list(users.list_users(db, query))
+        offset = (page - 1) * PAGE_SIZE
+        rows = list(users.search(db, q, limit=PAGE_SIZE + 1, offset=offset) if q.strip()
+                    else users.list_users(db, users.UserQuery(limit=PAGE_SIZE + 1,
+                                                              offset=offset)))
         return pages.render(request, "users.html", me=signed_in, users=rows[:PAGE_SIZE],
                             q=q, page=page, has_next=len(rows) > PAGE_SIZE,
                             is_protected=lambda u: policy.is_protected(u, instance.settings))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, LargeBinary, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 Json = dict[str, Any]
@@ -50,7 +50,12 @@ class User(Base):
         lazy="selectin",
     )
 
-    __table_args__ = (Index("ix_users_created_at", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_users_created_at", "created_at", "id"),
+        # The dashboard's prefix search on names (actas.server.users.search).
+        Index("ix_users_first_name_lower", func.lower(first_name)),
+        Index("ix_users_last_name_lower", func.lower(last_name)),
+    )
 
 
 class EmailAddress(Base):
