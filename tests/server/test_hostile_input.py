@@ -7,6 +7,7 @@ the error envelope (or a success), never a 5xx.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -139,3 +140,33 @@ def test_refused_requests_write_nothing(backend: TestClient, engine: Engine) -> 
     backend.post("/v1/users", json={"email_address": ["ok@example.com", "bad"]})
     backend.post("/v1/users", json={"email_address": ["ok@example.com"], "password": "short"})
     assert row_counts() == before
+
+
+def test_free_form_json_that_could_never_be_served_back_is_refused(
+        backend: TestClient, browser: TestClient) -> None:
+    """Metadata and actors are free-form: a value stored but unserialisable would break
+    every later list that includes it, so it must not get in at all."""
+    deep: Any = "x"
+    for _ in range(300):
+        deep = [deep]
+    hostile = [{"a": deep}, {"a": "\ud800"}, {"\ud800": 1}, {"a": {"b\x00": 1}},
+               {"a": [{"b": "c\x00"}]}]
+
+    def post(client: TestClient, path: str, body: dict[str, Any]) -> Any:
+        # json.dumps escapes a lone surrogate as \ud800, exactly what a client can send.
+        return client.post(path, content=json.dumps(body),
+                           headers={"Content-Type": "application/json"})
+
+    for i, metadata in enumerate(hostile):
+        signed_up = post(browser, "/v1/client/sign_ups", {
+            "email_address": f"h{i}@example.com", "password": "long enough password",
+            "unsafe_metadata": metadata})
+        created = post(backend, "/v1/users", {"email_address": [f"b{i}@example.com"],
+                                              "public_metadata": metadata})
+        assert signed_up.status_code == created.status_code == 422, (metadata, signed_up.text)
+    user = create_user(backend)
+    actor = post(backend, "/v1/actor_tokens", {
+        "user_id": user["id"], "actor": {"sub": "op_x", "name": "\ud800"}, "reason": "r"})
+    assert actor.status_code == 422
+    assert backend.get("/v1/users").status_code == 200
+    assert backend.get("/v1/audit_events").status_code == 200

@@ -1,4 +1,12 @@
-"""The base of every JSON request body: unknown fields refused, no NUL in text."""
+"""The base of every JSON request body: unknown fields refused, every value storable.
+
+Values are checked all the way down (metadata and the actor object are
+free-form JSON): no NUL character, no unpaired surrogate (JSON's ``\\ud800``
+escapes decode to strings no database or response can encode), and at most
+``MAX_DEPTH`` levels of nesting. PostgreSQL refuses NUL where SQLite stores
+it, and an over-deep object is stored fine but can never be serialised
+again: refusing both at the edge keeps every row readable.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +14,32 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
+MAX_DEPTH = 32
 
-def _contains_nul(value: Any) -> bool:
+
+def problem_with(value: Any, depth: int = 0) -> str | None:
+    """Why ``value`` cannot be stored and served back, or ``None`` if it can."""
+    if depth > MAX_DEPTH:
+        return f"must not nest more than {MAX_DEPTH} levels deep"
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list | tuple):
-        return any(_contains_nul(item) for item in value)
-    return False
+        if "\x00" in value:
+            return "must not contain NUL characters"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be valid Unicode text (no unpaired surrogates)"
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            problem = problem_with(key, depth + 1) or problem_with(item, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list | tuple):
+        for item in value:
+            problem = problem_with(item, depth + 1)
+            if problem:
+                return problem
+    return None
 
 
 class RequestBody(BaseModel):
@@ -22,7 +49,8 @@ class RequestBody(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        if _contains_nul(value):
-            raise ValueError("must not contain NUL characters")
+    def _storable(cls, value: Any) -> Any:
+        problem = problem_with(value)
+        if problem:
+            raise ValueError(problem)
         return value
