@@ -41,7 +41,14 @@ class EmailAddressObject(Resource):
     updated_at: int
 
 
-class UserObject(Resource):
+class FrontendUserObject(Resource):
+    """A user as the browser may see it: everything but ``private_metadata``.
+
+    ``private_metadata`` is for the application's backend only (as in Clerk);
+    the Frontend API, read by any script on an allowed origin and by an
+    impersonator, never carries it.
+    """
+
     id: str
     object: Literal["user"] = "user"
     external_id: str | None
@@ -55,7 +62,6 @@ class UserObject(Resource):
     image_url: str = ""
     has_image: bool = False
     public_metadata: dict[str, Any]
-    private_metadata: dict[str, Any]
     unsafe_metadata: dict[str, Any]
     email_addresses: list[EmailAddressObject]
     phone_numbers: list[dict[str, Any]] = []
@@ -88,6 +94,12 @@ class UserObject(Resource):
     updated_at: int
 
 
+class UserObject(FrontendUserObject):
+    """A user as the Backend API shows it (Clerk's ``User``)."""
+
+    private_metadata: dict[str, Any]
+
+
 class DeletedObject(Resource):
     id: str
     object: str
@@ -113,7 +125,7 @@ class SessionObject(Resource):
 class ClientSessionObject(SessionObject):
     """A session as the Frontend API shows it: with its user embedded."""
 
-    user: UserObject
+    user: FrontendUserObject
     public_user_data: dict[str, Any]
     last_active_token: None = None
     factor_verification_age: list[int] | None = None
@@ -197,8 +209,8 @@ def email_address_object(row: EmailAddress) -> EmailAddressObject:
     )
 
 
-def user_object(row: User) -> UserObject:
-    return UserObject(
+def _user_fields(row: User) -> dict[str, Any]:
+    return dict(
         id=row.id,
         external_id=row.external_id,
         primary_email_address_id=row.primary_email_address_id,
@@ -206,7 +218,6 @@ def user_object(row: User) -> UserObject:
         first_name=row.first_name,
         last_name=row.last_name,
         public_metadata=row.public_metadata,
-        private_metadata=row.private_metadata,
         unsafe_metadata=row.unsafe_metadata,
         email_addresses=[email_address_object(e) for e in row.email_addresses],
         password_enabled=row.password_hash is not None,
@@ -217,6 +228,14 @@ def user_object(row: User) -> UserObject:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def user_object(row: User) -> UserObject:
+    return UserObject(**_user_fields(row), private_metadata=row.private_metadata)
+
+
+def frontend_user_object(row: User) -> FrontendUserObject:
+    return FrontendUserObject(**_user_fields(row))
 
 
 def public_user_data(row: User) -> dict[str, Any]:
@@ -256,7 +275,7 @@ def client_object(row: Client, sessions: list[tuple[SessionRow, User, str | None
     return ClientObject(
         id=row.id,
         sessions=[
-            ClientSessionObject(**_session_fields(s, now_ms), user=user_object(u),
+            ClientSessionObject(**_session_fields(s, now_ms), user=frontend_user_object(u),
                                 public_user_data=public_user_data(u),
                                 impersonation_reason=reason)
             for s, u, reason in sessions

@@ -85,3 +85,17 @@ def test_end_clears_the_session_cookie(backend: TestClient, browser: TestClient)
     response = browser.post(f"/v1/client/sessions/{session_id}/end", json={})
     assert 'Max-Age=0' in response.headers["set-cookie"]
     assert response.headers["set-cookie"].startswith("__session=")
+
+
+def test_private_metadata_never_reaches_the_browser(backend: TestClient,
+                                                    browser: TestClient) -> None:
+    create_user(backend, private_metadata={"risk": "fraud-suspect"},
+                public_metadata={"plan": "pro"})
+    signed_in = browser.post("/v1/client/sign_ins",
+                             json={"identifier": "ada@example.com", "password": PASSWORD})
+    client = browser.get("/v1/client")
+    changed = browser.post("/v1/me/change_password",
+                           json={"current_password": PASSWORD, "new_password": "another one!"})
+    for response in (signed_in, client, changed):
+        assert "fraud-suspect" not in response.text and "private_metadata" not in response.text
+    assert client.json()["response"]["sessions"][0]["user"]["public_metadata"] == {"plan": "pro"}

@@ -23,7 +23,7 @@ from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
 from actas.server.impersonation import access_history
 from actas.server.instance import Instance
-from actas.server.resources import DeletedObject, UserObject, user_object
+from actas.server.resources import DeletedObject, FrontendUserObject, frontend_user_object
 
 router = APIRouter(tags=["Frontend API"])
 
@@ -79,10 +79,10 @@ class ChangePasswordBody(RequestBody):
     new_password: Annotated[str, Field(max_length=1024)]
 
 
-@router.post("/v1/me/change_password", response_model=UserObject,
+@router.post("/v1/me/change_password", response_model=FrontendUserObject,
              summary="Change my password (refused while impersonated)")
 def change_password(request: Request, body: ChangePasswordBody,
-                    _origin: str = Depends(trusted_origin)) -> UserObject:
+                    _origin: str = Depends(trusted_origin)) -> FrontendUserObject:
     instance = instance_of(request)
     with instance.transaction() as db:
         session, user = _active_session(db, instance, request)
@@ -93,7 +93,7 @@ def change_password(request: Request, body: ChangePasswordBody,
         users.update_user(db, instance, user, {"password": body.new_password})
         instance.record(db, Record(type="user.password_changed", user_id=user.id,
                                    session_id=session.id, origin=request_origin(request)))
-        return user_object(user)
+        return frontend_user_object(user)
 
 
 class ChangeEmailBody(RequestBody):
@@ -101,10 +101,10 @@ class ChangeEmailBody(RequestBody):
     password: Annotated[str, Field(max_length=1024)]
 
 
-@router.post("/v1/me/change_email", response_model=UserObject,
+@router.post("/v1/me/change_email", response_model=FrontendUserObject,
              summary="Replace my primary email address (refused while impersonated)")
 def change_email(request: Request, body: ChangeEmailBody,
-                 _origin: str = Depends(trusted_origin)) -> UserObject:
+                 _origin: str = Depends(trusted_origin)) -> FrontendUserObject:
     instance = instance_of(request)
     with instance.transaction() as db:
         session, _user = _active_session(db, instance, request)
@@ -115,7 +115,7 @@ def change_email(request: Request, body: ChangeEmailBody,
         users.replace_primary_email(db, instance, user, body.email_address)
         instance.record(db, Record(type="user.email_changed", user_id=user.id,
                                    session_id=session.id, origin=request_origin(request)))
-        return user_object(user)
+        return frontend_user_object(user)
 
 
 @router.delete("/v1/me", response_model=DeletedObject,
