@@ -2,7 +2,8 @@
 
 Claims: ``iss`` (the Frontend API URL), ``sub`` (user), ``sid`` (session),
 ``azp`` (the requesting origin, when there is one), ``iat``, ``nbf`` (iat
-minus the clock skew), ``exp`` (iat plus the token lifetime), ``jti``,
+minus the clock skew), ``exp`` (iat plus the token lifetime, but never past
+the session's ``expire_at``), ``jti``,
 ``v: 2``; and ``act`` when someone is acting as the user (RFC 8693 §4.1).
 The header carries ``kid`` and ``typ: JWT``.
 """
@@ -42,7 +43,9 @@ def mint(db: Db, instance: Instance, session: SessionRow, *, azp: str | None) ->
     claims.update({
         "iat": iat,
         "nbf": iat - settings.clock_skew,
-        "exp": iat + settings.session_token_lifetime,
+        # Never past the session's hard end: an impersonation's last token must
+        # not outlive it by a token lifetime.
+        "exp": min(iat + settings.session_token_lifetime, session.expire_at // 1000),
         "jti": ids.new_id(ids.TOKEN, now_ms),
         "v": TOKEN_VERSION,
     })

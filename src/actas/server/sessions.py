@@ -243,12 +243,14 @@ def _filters(q: SessionQuery, now_ms: int) -> list[ColumnElement[bool]]:
     return clauses
 
 
-def list_sessions(db: Db, q: SessionQuery, now_ms: int) -> Sequence[SessionRow]:
+def list_sessions(db: Db, q: SessionQuery, now_ms: int, *, for_update: bool = False
+                  ) -> Sequence[SessionRow]:
     # Ids are time-sortable, so id order is creation order (newest first, as Clerk lists).
-    return db.scalars(
-        select(SessionRow).where(*_filters(q, now_ms)).order_by(SessionRow.id.desc())
-        .limit(q.limit).offset(q.offset)
-    ).all()
+    stmt = (select(SessionRow).where(*_filters(q, now_ms)).order_by(SessionRow.id.desc())
+            .limit(q.limit).offset(q.offset))
+    if for_update:
+        stmt = stmt.with_for_update()
+    return db.scalars(stmt).all()
 
 
 def count_sessions(db: Db, q: SessionQuery, now_ms: int) -> int:

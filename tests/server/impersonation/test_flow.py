@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jwt as pyjwt
+import pytest
 from starlette.testclient import TestClient
 
 from actas.server import Instance
@@ -47,7 +48,7 @@ def test_impersonated_token_carries_act_and_verifies_independently(
                             issuer="https://actas.test")
     assert verified["sub"] == user["id"]
     assert verified["act"] == {"sub": "op_alice", "email": "alice@support.test",
-                               "sid": token["id"]}
+                               "sid": token["id"], "iss": "https://actas.test"}
     session = backend.get(f"/v1/sessions/{session_id}").json()
     assert session["actor"] == verified["act"]
     assert backend.get(f"/v1/actor_tokens/{token['id']}").json()["session_id"] == session_id
@@ -63,7 +64,10 @@ def test_hard_end_is_never_moved_by_refresh(backend: TestClient, browser: TestCl
     for _ in range(2):  # refreshes inside the inactivity window keep it alive ...
         clock.advance(seconds=400)
         assert claims(mint(browser, session_id))["act"]["sub"] == "op_alice"
-    clock.advance(seconds=900 - 800)
+    clock.advance(seconds=900 - 800 - 20)
+    last = claims(mint(browser, session_id))  # 20 s before the hard end: so is the token's
+    assert last["exp"] == (start + 900_000) // 1000
+    clock.advance(seconds=20)
 
     refused = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={})
     assert refused.json()["errors"][0]["meta"]["status"] == "expired"  # ... but not past 900 s
@@ -278,7 +282,8 @@ def test_user_sees_who_accessed_their_account(backend: TestClient, browser: Test
 
     assert history == [{
         "object": "access", "session_id": session_id,
-        "actor": {"sub": "op_alice", "name": "Alice", "sid": history[0]["actor"]["sid"]},
+        "actor": {"sub": "op_alice", "name": "Alice", "sid": history[0]["actor"]["sid"],
+                  "iss": "https://actas.test"},
         "reason": "Refund question", "started_at": clock.now_ms() - 90_000,
         "ended_at": clock.now_ms(), "status": "ended", "duration_ms": 90_000,
     }]
@@ -291,3 +296,43 @@ def test_a_huge_actor_is_refused_because_it_rides_in_every_token(backend: TestCl
         "reason": "r"})
     assert response.status_code == 422
     assert response.json()["errors"][0]["meta"]["param_name"] == "actor"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_kill_switch_catches_a_redemption_in_flight(backend: TestClient,
+                                                   instance: Instance) -> None:
+    """A redemption committing while End all runs must not leave a live impersonation."""
+    import threading
+    import time
+
+    from actas.server import clients
+    from actas.server.audit import RequestOrigin
+    from actas.server.impersonation import redemption
+
+    user = create_user(backend)
+    ticket = create_actor_token(backend, user["id"])["token"]
+    claimed, release, out = threading.Event(), threading.Event(), {}
+
+    def redeem_and_pause_before_commit() -> None:
+        with instance.transaction() as db:
+            client, _ = clients.create(db, instance.now_ms())
+            out["session"] = redemption.redeem(db, instance, ticket=ticket, client=client,
+                                               origin=RequestOrigin()).id
+            claimed.set()
+            release.wait(10)
+
+    redeemer = threading.Thread(target=redeem_and_pause_before_commit)
+    redeemer.start()
+    assert claimed.wait(10)
+    killer = threading.Thread(target=lambda: out.update(
+        killed=backend.post("/v1/impersonations/end_all", json={}).json()))
+    killer.start()
+    time.sleep(0.5)  # let End all reach the token's row lock
+    release.set()
+    redeemer.join(10)
+    killer.join(10)
+
+    assert out["killed"]["sessions_revoked"] == 1
+    assert backend.get(f"/v1/sessions/{out['session']}").json()["status"] == "revoked"
+    assert error_code(backend.post(f"/v1/sessions/{out['session']}/tokens")) == \
+        "session_not_active"

@@ -49,15 +49,19 @@ def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: Reques
             by: str) -> KillSwitchResult:
     """Revoke every live impersonation session and pending actor token (of one actor, if given)."""
     now = instance.now_ms()
-    query = sessions.SessionQuery(status="active", impersonated=True, actor_sub=actor_sub,
-                                  limit=1_000_000)
-    live = sessions.list_sessions(db, query, now)
-    for row in live:
-        sessions.end(db, instance, row, status="revoked", origin=origin, by=by)
+    # Tokens first, sessions second: a redemption in flight holds its token's row
+    # lock, so this waits for it to commit, and the sessions query that follows
+    # (a later statement) then sees the session it created. The other order lets
+    # a session created meanwhile escape the kill switch.
     pending = select(ActorToken).where(ActorToken.status == "pending")
     if actor_sub is not None:
         pending = pending.where(ActorToken.actor_sub == actor_sub)
     tokens = db.scalars(pending.with_for_update()).all()
+    query = sessions.SessionQuery(status="active", impersonated=True, actor_sub=actor_sub,
+                                  limit=1_000_000)
+    live = sessions.list_sessions(db, query, now, for_update=True)
+    for row in live:
+        sessions.end(db, instance, row, status="revoked", origin=origin, by=by)
     for token in tokens:
         token.status, token.revoked_at, token.updated_at = "revoked", now, now
         instance.record(db, Record(type="actor_token.revoked", actor_sub=token.actor_sub,

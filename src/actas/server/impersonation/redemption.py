@@ -61,6 +61,8 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
         raise ImpersonationTargetBanned(user_id=user.id)
     actor = {**token.actor}
     actor.setdefault("sid", token.id)
+    # RFC 8693's act.iss: who vouches for this actor, here the actas instance.
+    actor.setdefault("iss", instance.settings.frontend_api_url)
     current = (db.get(SessionRow, client.last_active_session_id)
                if client.last_active_session_id else None)
     if current is not None and current.actor is not None \
