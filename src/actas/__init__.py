@@ -57,6 +57,7 @@ from actas._errors import (
     TokenNotYetValid,
     TokenPartyUnauthorized,
     TokenSignatureInvalid,
+    TooManyRequests,
     UserBanned,
 )
 from actas._logging import AuthLogFilter, bind_auth
@@ -109,6 +110,7 @@ __all__ = [
     "TokenNotYetValid",
     "TokenPartyUnauthorized",
     "TokenSignatureInvalid",
+    "TooManyRequests",
     "UserBanned",
     "Verifier",
     "authenticate_request",

@@ -47,6 +47,7 @@ travels as ``meta`` (never a secret).
     │       └── ImpersonationReasonRequired   impersonation_reason_required
     ├── ResourceNotFound                resource_not_found     404
     ├── RequestTooLarge                 request_body_too_large 413
+    ├── TooManyRequests                 too_many_requests      429
     └── ConfigurationInvalid            configuration_invalid  (raised at start-up)
 """
 
@@ -97,6 +98,7 @@ __all__ = [
     "TokenNotYetValid",
     "TokenPartyUnauthorized",
     "TokenSignatureInvalid",
+    "TooManyRequests",
     "UserBanned",
 ]
 
@@ -386,3 +388,11 @@ class TokenPartyUnauthorized(TokenInvalid):
     code = "token_party_unauthorized"
     reason = "unauthorized_party"
     default_message = "The session token was issued to an origin that is not allowed."
+
+
+class TooManyRequests(ActasError):
+    """Too many failed attempts; ``meta.retry_after_seconds`` says when to try again."""
+
+    code = "too_many_requests"
+    http_status = 429
+    default_message = "Too many failed attempts. Wait a few minutes and try again."

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from starlette.testclient import TestClient
 
+from actas.server import Instance
+from actas.server.clock import FrozenClock
 from tests.support.flows import PASSWORD, create_user, error_code, sign_in
 
 
@@ -99,3 +102,44 @@ def test_private_metadata_never_reaches_the_browser(backend: TestClient,
     for response in (signed_in, client, changed):
         assert "fraud-suspect" not in response.text and "private_metadata" not in response.text
     assert client.json()["response"]["sessions"][0]["user"]["public_metadata"] == {"plan": "pro"}
+
+
+def test_password_guessing_is_limited_and_audited(backend: TestClient, browser: TestClient,
+                                                  clock: FrozenClock) -> None:
+    create_user(backend)
+    for _ in range(10):
+        wrong = browser.post("/v1/client/sign_ins",
+                             json={"identifier": "ada@example.com", "password": "guess!!!"})
+        assert error_code(wrong) == "form_credentials_invalid"
+    limited = browser.post("/v1/client/sign_ins",
+                           json={"identifier": "ADA@example.com", "password": PASSWORD})
+    assert limited.status_code == 429 and error_code(limited) == "too_many_requests"
+    failures = backend.get("/v1/audit_events",
+                           params={"type": "user.sign_in_failed", "limit": 50}).json()["data"]
+    assert len(failures) == 10 and failures[0]["actor_sub"] == "ada@example.com"
+    clock.advance(seconds=15 * 60 + 1)
+    sign_in(browser)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_parallel_guesses_cannot_slip_under_the_limit(backend: TestClient,
+                                                      instance: Instance) -> None:
+    import threading
+
+    from actas.server import create_app
+
+    create_user(backend)
+    statuses: list[int] = []
+
+    def guess() -> None:
+        with TestClient(create_app(instance), base_url="https://actas.test",
+                        headers={"Origin": "http://localhost:3000"}) as client:
+            statuses.append(client.post("/v1/client/sign_ins", json={
+                "identifier": "ada@example.com", "password": "guess!!!"}).status_code)
+
+    threads = [threading.Thread(target=guess) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(statuses) == [422] * 10 + [429] * 10

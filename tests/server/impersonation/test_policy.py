@@ -165,3 +165,17 @@ class TestWithNestingAllowed:
                                                     reason=None)["token"])
         actor = backend.get(f"/v1/sessions/{nested}").json()["actor"]
         assert actor["sub"] == "op_bob" and actor["act"]["sub"] == "op_alice"
+
+
+def test_an_operators_own_app_account_is_protected(backend: TestClient,
+                                                   instance: Instance) -> None:
+    account = create_user(backend, "olive@corp.example")
+    with instance.transaction() as db:
+        operators.create(db, instance, email="Olive@corp.example", role="owner",
+                         password="long enough")
+        support = operators.create(db, instance, email="sam@corp.example", role="support",
+                                   password="long enough")
+    with pytest.raises(ImpersonationTargetProtected):
+        actor_tokens.create(instance, requester=Requester.of_operator(support),
+                            user_id=account["id"], actor={"sub": support.id}, reason="r",
+                            origin=RequestOrigin())

@@ -37,7 +37,8 @@ def list_users(request: Request,
                                                               offset=offset)))
         return pages.render(request, "users.html", me=signed_in, users=rows[:PAGE_SIZE],
                             q=q, page=page, has_next=len(rows) > PAGE_SIZE,
-                            is_protected=lambda u: policy.is_protected(u, instance.settings))
+                            is_protected=lambda u: policy.is_protected(db, u,
+                                                                       instance.settings))
 
 
 def _user_page(request: Request, user_id: str, *, error: str | None = None,
@@ -58,7 +59,7 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
             request, "user.html", status_code=status_code, me=signed_in, user=user,
             sessions=[(s, sessions.effective_status(s, now), reasons.get(s.actor_token_id or ""))
                       for s in rows],
-            protected=policy.is_protected(user, instance.settings),
+            protected=policy.is_protected(db, user, instance.settings),
             require_reason=instance.settings.require_reason, error=error, reason=reason,
             max_minutes=instance.settings.impersonation_max_duration // 60)
 

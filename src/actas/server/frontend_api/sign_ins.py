@@ -8,8 +8,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import FormParamInvalid, ImpersonationRefused, TicketRejected
-from actas.server import sessions, users
+from actas._errors import (
+    FormParamInvalid,
+    ImpersonationRefused,
+    InvalidCredentials,
+    TicketRejected,
+)
+from actas.server import rate_limits, sessions, users
+from actas.server.audit import Record
 from actas.server.db.schema import Client
 from actas.server.db.schema import Session as SessionRow
 from actas.server.frontend_api.responses import Envelope, client_or_new, render_client
@@ -19,6 +25,8 @@ from actas.server.impersonation import redemption
 from actas.server.instance import Instance
 
 router = APIRouter(tags=["Frontend API"])
+
+SIGN_IN_FAILED = "user.sign_in_failed"
 
 
 class SignInBody(RequestBody):
@@ -73,11 +81,27 @@ def sign_in(request: Request, response: Response, body: SignInBody,
             redemption.record_refusal(instance, ticket=body.ticket, error=error, origin=origin)
             raise
     assert body.identifier is not None and body.password is not None
+    identifier = body.identifier.strip().lower()
+    failed: InvalidCredentials | None = None
     with instance.transaction() as db:
-        user = users.find_by_identifier(db, body.identifier)
-        # Verified even when the user does not exist (against a dummy hash),
-        # so the answer's timing does not reveal which accounts exist.
-        instance.passwords.verify(user.password_hash if user else None, body.password)
+        # Limit check, password check and the failure it may record: one
+        # transaction, under the identifier's lock (see rate_limits).
+        rate_limits.check(db, failure_type=SIGN_IN_FAILED, identifier=identifier,
+                          origin=origin, now_ms=instance.now_ms(),
+                          limits=rate_limits.USER_SIGN_IN)
+        user = users.find_by_identifier(db, identifier)
+        try:
+            # Verified even when the user does not exist (against a dummy hash),
+            # so the answer's timing does not reveal which accounts exist.
+            instance.passwords.verify(user.password_hash if user else None, body.password)
+        except InvalidCredentials as error:
+            failed = error
+            instance.record(db, Record(type=SIGN_IN_FAILED, actor_sub=identifier,
+                                       user_id=user.id if user else None, origin=origin))
+    if failed is not None:
+        raise failed
+    with instance.transaction() as db:
+        user = users.find_by_identifier(db, identifier)
         assert user is not None  # verify() raised otherwise
         users.require_not_banned(user)
         client = client_or_new(db, instance, request, response)

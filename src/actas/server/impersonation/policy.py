@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import (
@@ -45,8 +46,13 @@ class Requester:
         return cls("operator", operators.permissions(operator), operator)
 
 
-def is_protected(user: User, settings: Settings) -> bool:
+def is_protected(db: Db, user: User, settings: Settings) -> bool:
+    """Protected: flagged so, marked by a metadata rule, or the app account of an operator."""
     if user.protected:
+        return True
+    emails = [e.email_address for e in user.email_addresses]
+    if emails and db.scalar(select(Operator.id).where(Operator.email_address.in_(emails))
+                            .limit(1)) is not None:
         return True
     for rule in settings.protected_metadata_rules:
         path, _, expected = rule.partition("=")
@@ -80,7 +86,7 @@ def check(db: Db, settings: Settings, *, requester: Requester, actor: dict[str, 
         raise ImpersonationOfSelf(user_id=user_id)
     if user.banned:
         raise ImpersonationTargetBanned(user_id=user_id)
-    if is_protected(user, settings) and \
+    if is_protected(db, user, settings) and \
             operators.IMPERSONATE_PROTECTED not in requester.permissions:
         raise ImpersonationTargetProtected(user_id=user_id)
     return user
