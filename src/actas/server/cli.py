@@ -94,6 +94,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from actas.server.app import create_app
+    from actas.server.http import log_redaction
 
     instance = _instance(args, host=args.host, port=args.port,
                          frontend_api_url=args.frontend_api_url,
@@ -112,6 +113,7 @@ def _serve(args: argparse.Namespace) -> None:
     # Flushed now: under systemd or docker stdout is a pipe, and a key still in
     # the buffer when the process dies would be lost for good (only its hash is kept).
     sys.stdout.flush()
+    log_redaction.install()
     uvicorn.run(create_app(instance, background=True), host=settings.host, port=settings.port,
                 log_level="info", proxy_headers=False)
 

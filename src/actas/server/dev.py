@@ -19,6 +19,7 @@ from sqlalchemy import select
 from actas.server import operators, users
 from actas.server.app import create_app
 from actas.server.db.schema import Operator
+from actas.server.http import log_redaction
 from actas.server.instance import Instance
 from actas.server.settings import load_settings
 
@@ -109,6 +110,8 @@ actas dev — the impersonation story, end to end (SQLite in {config.data_dir})
   "Delete my account" is refused while impersonating; Stop impersonating ends it;
   the Audit log shows every step.
 """, flush=True)
+
+    log_redaction.install()
 
     async def serve_all() -> None:
         servers = [uvicorn.Server(uvicorn.Config(create_app(instance, background=True),
