@@ -45,6 +45,3 @@ def new_id(prefix: str, now_ms: int) -> str:
         value >>= 5
     return f"{prefix}_{''.join(reversed(chars))}"
 
-
-def has_prefix(value: str, prefix: str) -> bool:
-    return value.startswith(prefix + "_") and len(value) == len(prefix) + 27

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from fastapi import Request, Response
 from pydantic import BaseModel
@@ -47,6 +47,3 @@ def render_client(db: Db, client: Client, now_ms: int) -> ClientObject:
     return client_object(client, [(s, users[s.user_id], reasons.get(s.actor_token_id or ""))
                                   for s in rows], now_ms)
 
-
-def envelope(response: Any, client: ClientObject | None) -> dict[str, Any]:
-    return {"response": response, "client": client}
