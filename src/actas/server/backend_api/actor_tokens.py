@@ -26,16 +26,22 @@ class CreateActorTokenBody(RequestBody):
         actor_tokens.DEFAULT_SESSION_MAX_DURATION,
         description="Hard limit of the impersonation session; refresh never extends it.")
     reason: Annotated[str, Field(max_length=1000)] | None = Field(
-        None, description="actas: why; required when ACTAS_REQUIRE_REASON is on (default).")
+        None, description="actas: why; required when ACTAS_REQUIRE_REASON is on (default). "
+        "When absent, `actor.reason` is used (for Clerk's SDKs, which cannot send this field).")
 
 
 @router.post("/v1/actor_tokens", response_model=ActorTokenObject,
              summary="Create an actor token (a single-use impersonation ticket)")
 def create_actor_token(request: Request, body: CreateActorTokenBody) -> ActorTokenObject:
     instance = instance_of(request)
+    # Clerk's SDKs cannot send actas's top-level reason; they can put it in the
+    # free-form actor object, where it is taken from when the field is absent.
+    reason = body.reason
+    if reason is None and isinstance(body.actor.get("reason"), str):
+        reason = body.actor["reason"]
     issued = actor_tokens.create(
         instance, requester=Requester.backend_api(), user_id=body.user_id, actor=body.actor,
-        reason=body.reason, origin=request_origin(request), expires_in=body.expires_in_seconds,
+        reason=reason, origin=request_origin(request), expires_in=body.expires_in_seconds,
         session_max_duration=body.session_max_duration_in_seconds)
     return actor_token_object(issued.row, token=issued.ticket.reveal(), url=issued.url)
 

@@ -47,6 +47,9 @@ class UpdateUserBody(RequestBody):
     unsafe_metadata: Metadata | None = None
     protected: bool | None = None
     skip_password_checks: bool | None = None
+    notify_primary_email_address_changed: bool | None = Field(
+        None, description="Accepted for Clerk compatibility (Clerk's SDK always sends it); "
+        "actas sends no email.")
 
 
 class UserPage(BaseModel):
@@ -142,7 +145,8 @@ def get_user(request: Request, user_id: str) -> UserObject:
 @router.patch("/v1/users/{user_id}", response_model=UserObject, summary="Update a user")
 def update_user(request: Request, user_id: str, body: UpdateUserBody) -> UserObject:
     instance = instance_of(request)
-    changes = body.model_dump(exclude_unset=True, exclude={"skip_password_checks"})
+    changes = body.model_dump(exclude_unset=True, exclude={
+        "skip_password_checks", "notify_primary_email_address_changed"})
     with instance.transaction() as db:
         user = users.update_user(db, instance, users.get(db, user_id), changes)
         return user_object(user)
