@@ -36,6 +36,9 @@ def test_users_through_clerks_sdk(clerk: object) -> None:
     assert users.count(request={}).total_count == 1
     assert users.get(user_id=created.id).public_metadata == {"plan": "pro"}
     assert users.update(user_id=created.id, last_name="Lovelace").last_name == "Lovelace"
+    merged = users.update_metadata(user_id=created.id, public_metadata={"seats": 3})
+    assert merged.public_metadata == {"plan": "pro", "seats": 3}
+    assert [u.id for u in users.list(request={"order_by": "+email_address"})] == [created.id]
     assert users.ban(user_id=created.id).banned is True
     assert users.unban(user_id=created.id).banned is False
     deleted = users.delete(user_id=created.id)

@@ -23,8 +23,13 @@ _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
 METADATA_MAX_BYTES = 8 * 1024  # Clerk's limit per metadata object
 USER_ID_PREFIX = "user_"
 
-ORDER_FIELDS = {
+_PRIMARY_EMAIL = (select(EmailAddress.email_address)
+                  .where(EmailAddress.id == User.primary_email_address_id)
+                  .correlate(User).scalar_subquery())
+
+ORDER_FIELDS: dict[str, Any] = {
     "created_at": User.created_at,
+    "email_address": _PRIMARY_EMAIL,
     "updated_at": User.updated_at,
     "username": User.username,
     "first_name": User.first_name,
@@ -44,6 +49,13 @@ class UserQuery:
     user_ids: Sequence[str] = ()
     usernames: Sequence[str] = ()
     banned: bool | None = None
+    # Unix ms bounds, exclusive, as Clerk's created_at_before/_after etc.
+    created_after: int | None = None
+    created_before: int | None = None
+    last_active_after: int | None = None
+    last_active_before: int | None = None
+    last_sign_in_after: int | None = None
+    last_sign_in_before: int | None = None
 
 
 def normalize_email(value: str) -> str:
@@ -191,6 +203,15 @@ def _filters(q: UserQuery) -> list[ColumnElement[bool]]:
         ))
     if q.user_ids:
         clauses.append(User.id.in_(list(q.user_ids)))
+    for column, after, before in ((User.created_at, q.created_after, q.created_before),
+                                  (User.last_active_at, q.last_active_after,
+                                   q.last_active_before),
+                                  (User.last_sign_in_at, q.last_sign_in_after,
+                                   q.last_sign_in_before)):
+        if after is not None:
+            clauses.append(column > after)
+        if before is not None:
+            clauses.append(column < before)
     if q.usernames:
         clauses.append(User.username.in_([u.strip().lower() for u in q.usernames]))
     if q.banned is not None:
@@ -312,6 +333,29 @@ def replace_primary_email(db: Db, instance: Instance, user: User, email: str) ->
     db.flush()
     user.primary_email_address_id = address.id
     user.updated_at = now
+    db.flush()
+    return user
+
+
+def merge_metadata(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """Clerk's metadata merge: objects merge deeply, a ``null`` removes the key."""
+    merged = dict(current)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_metadata(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def update_metadata(db: Db, instance: Instance, user: User, changes: dict[str, Any]) -> User:
+    for name in ("public_metadata", "private_metadata", "unsafe_metadata"):
+        if name in changes and changes[name] is not None:
+            setattr(user, name, check_metadata(name, merge_metadata(getattr(user, name),
+                                                                    changes[name])))
+    user.updated_at = instance.now_ms()
     db.flush()
     return user
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.testclient import TestClient
 
+from actas.server.clock import FrozenClock
 from tests.support.flows import PASSWORD, create_user, error_code, sign_in
 
 
@@ -145,3 +146,29 @@ def test_unknown_user_ids_are_404_everywhere(backend: TestClient) -> None:
         response = backend.request(method, path, json={} if method == "PATCH" else None)
         assert response.status_code == 404, (method, path)
         assert error_code(response) == "resource_not_found"
+
+
+def test_order_by_email_and_time_range_filters(backend: TestClient, clock: FrozenClock
+                                               ) -> None:
+    b = create_user(backend, "b@example.com")
+    clock.advance(seconds=10)
+    a = create_user(backend, "a@example.com")
+    clock.advance(seconds=10)
+    c = create_user(backend, "c@example.com")
+
+    by_email = backend.get("/v1/users", params={"order_by": "+email_address"}).json()
+    assert [u["id"] for u in by_email] == [a["id"], b["id"], c["id"]]
+    between = backend.get("/v1/users", params={"created_at_after": b["created_at"],
+                                               "created_at_before": c["created_at"]}).json()
+    assert [u["id"] for u in between] == [a["id"]]
+
+
+def test_metadata_merge_is_deep_and_null_removes(backend: TestClient) -> None:
+    user = create_user(backend, public_metadata={"plan": "pro", "flags": {"beta": True,
+                                                                          "old": 1}},
+                       private_metadata={"stripe": "cus_1"})
+    merged = backend.patch(f"/v1/users/{user['id']}/metadata", json={
+        "public_metadata": {"flags": {"old": None, "new": 2}, "seats": 5}}).json()
+    assert merged["public_metadata"] == {"plan": "pro", "seats": 5,
+                                         "flags": {"beta": True, "new": 2}}
+    assert merged["private_metadata"] == {"stripe": "cus_1"}  # untouched

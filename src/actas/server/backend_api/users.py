@@ -71,10 +71,14 @@ def _query(
     user_id: Annotated[list[str] | None, Query()] = None,
     username: Annotated[list[str] | None, Query()] = None,
     banned: bool | None = None,
+    times: dict[str, int | None] | None = None,
 ) -> users.UserQuery:
     return users.UserQuery(limit=limit, offset=offset, order_by=order_by, query=query,
                            email_addresses=email_address or (), user_ids=user_id or (),
-                           usernames=username or (), banned=banned)
+                           usernames=username or (), banned=banned, **(times or {}))
+
+
+Millis = Annotated[int | None, Query(ge=0, le=2**62, description="Unix ms, exclusive")]
 
 
 @router.post("/v1/users", response_model=UserObject, summary="Create a user")
@@ -108,9 +112,20 @@ def list_users(
     user_id: Annotated[list[str] | None, Query()] = None,
     username: Annotated[list[str] | None, Query()] = None,
     banned: bool | None = None,
+    created_at_after: Millis = None,
+    created_at_before: Millis = None,
+    last_active_at_after: Millis = None,
+    last_active_at_before: Millis = None,
+    last_sign_in_at_after: Millis = None,
+    last_sign_in_at_before: Millis = None,
     paginated: bool = False,
 ) -> list[UserObject] | UserPage:
-    q = _query(limit, offset, order_by, query, email_address, user_id, username, banned)
+    times = {"created_after": created_at_after, "created_before": created_at_before,
+             "last_active_after": last_active_at_after,
+             "last_active_before": last_active_at_before,
+             "last_sign_in_after": last_sign_in_at_after,
+             "last_sign_in_before": last_sign_in_at_before}
+    q = _query(limit, offset, order_by, query, email_address, user_id, username, banned, times)
     instance = instance_of(request)
     with instance.transaction() as db:
         data = [user_object(u) for u in users.list_users(db, q)]
@@ -149,6 +164,22 @@ def update_user(request: Request, user_id: str, body: UpdateUserBody) -> UserObj
         "skip_password_checks", "notify_primary_email_address_changed"})
     with instance.transaction() as db:
         user = users.update_user(db, instance, users.get(db, user_id), changes)
+        return user_object(user)
+
+
+class MetadataBody(RequestBody):
+    public_metadata: Metadata | None = None
+    private_metadata: Metadata | None = None
+    unsafe_metadata: Metadata | None = None
+
+
+@router.patch("/v1/users/{user_id}/metadata", response_model=UserObject,
+              summary="Merge into a user's metadata (deeply; null removes a key)")
+def merge_user_metadata(request: Request, user_id: str, body: MetadataBody) -> UserObject:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        user = users.update_metadata(db, instance, users.get(db, user_id),
+                                     body.model_dump(exclude_unset=True))
         return user_object(user)
 
 
