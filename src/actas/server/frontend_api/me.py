@@ -7,6 +7,7 @@ cannot take the account over. Each refusal is audited.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -74,6 +75,23 @@ def get_access_history(request: Request) -> Envelope[list[AccessObject]]:
         for e in entries], client=None)
 
 
+def _change_own_account(request: Request, *, action: str, event: str, password: str,
+                        change: Callable[[Db, Instance, User], object]) -> FrontendUserObject:
+    """The shape of every sensitive change: refuse an impersonated session (audited),
+    re-check the user's password, apply ``change``, record ``event``."""
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        session, _user = _active_session(db, instance, request)
+    _forbid_impersonated(instance, request, session, action)
+    with instance.transaction() as db:
+        user = users.get(db, session.user_id)
+        instance.passwords.verify(user.password_hash, password)
+        change(db, instance, user)
+        instance.record(db, Record(type=event, user_id=user.id, session_id=session.id,
+                                   origin=request_origin(request)))
+        return frontend_user_object(user)
+
+
 class ChangePasswordBody(RequestBody):
     current_password: Annotated[str, Field(max_length=1024)]
     new_password: Annotated[str, Field(max_length=1024)]
@@ -83,17 +101,11 @@ class ChangePasswordBody(RequestBody):
              summary="Change my password (refused while impersonated)")
 def change_password(request: Request, body: ChangePasswordBody,
                     _origin: str = Depends(trusted_origin)) -> FrontendUserObject:
-    instance = instance_of(request)
-    with instance.transaction() as db:
-        session, user = _active_session(db, instance, request)
-    _forbid_impersonated(instance, request, session, "change the password")
-    with instance.transaction() as db:
-        user = users.get(db, session.user_id)
-        instance.passwords.verify(user.password_hash, body.current_password)
-        users.update_user(db, instance, user, {"password": body.new_password})
-        instance.record(db, Record(type="user.password_changed", user_id=user.id,
-                                   session_id=session.id, origin=request_origin(request)))
-        return frontend_user_object(user)
+    return _change_own_account(
+        request, action="change the password", event="user.password_changed",
+        password=body.current_password,
+        change=lambda db, instance, user: users.update_user(
+            db, instance, user, {"password": body.new_password}))
 
 
 class ChangeEmailBody(RequestBody):
@@ -105,17 +117,11 @@ class ChangeEmailBody(RequestBody):
              summary="Replace my primary email address (refused while impersonated)")
 def change_email(request: Request, body: ChangeEmailBody,
                  _origin: str = Depends(trusted_origin)) -> FrontendUserObject:
-    instance = instance_of(request)
-    with instance.transaction() as db:
-        session, _user = _active_session(db, instance, request)
-    _forbid_impersonated(instance, request, session, "change the email address")
-    with instance.transaction() as db:
-        user = users.get(db, session.user_id)
-        instance.passwords.verify(user.password_hash, body.password)
-        users.replace_primary_email(db, instance, user, body.email_address)
-        instance.record(db, Record(type="user.email_changed", user_id=user.id,
-                                   session_id=session.id, origin=request_origin(request)))
-        return frontend_user_object(user)
+    return _change_own_account(
+        request, action="change the email address", event="user.email_changed",
+        password=body.password,
+        change=lambda db, instance, user: users.replace_primary_email(
+            db, instance, user, body.email_address))
 
 
 @router.delete("/v1/me", response_model=DeletedObject,
