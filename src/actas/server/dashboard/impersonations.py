@@ -11,9 +11,9 @@ from starlette.responses import Response
 from actas._errors import PermissionDenied, SessionNotActive
 from actas.server import operators, sessions
 from actas.server.dashboard import operator_sessions, pages
-from actas.server.db.schema import ActorToken, User
+from actas.server.db.schema import User
 from actas.server.http.origins import instance_of, request_origin
-from actas.server.impersonation import ending
+from actas.server.impersonation import actor_tokens, ending
 
 router = APIRouter()
 
@@ -28,10 +28,8 @@ def live(request: Request) -> Response:
             status="active", impersonated=True, limit=500), now)
         user_ids = {s.user_id for s in rows}
         people = {u.id: u for u in db.scalars(select(User).where(User.id.in_(user_ids)))}
-        token_ids = [s.actor_token_id for s in rows if s.actor_token_id]
-        reasons = dict(db.execute(select(ActorToken.id, ActorToken.reason)
-                                  .where(ActorToken.id.in_(token_ids))).all())
-        live_rows = [(s, people.get(s.user_id), reasons.get(s.actor_token_id or ""),
+        reasons = actor_tokens.reasons_of(db, rows)
+        live_rows = [(s, people.get(s.user_id), reasons.get(s.id),
                       min(s.expire_at, s.abandon_at) - now) for s in rows]
         return pages.render(request, "impersonations.html", me=signed_in, rows=live_rows,
                             can_end_all=signed_in.operator.role == "owner",

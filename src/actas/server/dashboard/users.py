@@ -10,7 +10,6 @@ from starlette.responses import Response
 from actas._errors import ActasError, ImpersonationRefused, ResourceNotFound
 from actas.server import sessions, users
 from actas.server.dashboard import operator_sessions, pages
-from actas.server.db.schema import ActorToken
 from actas.server.http.origins import instance_of, request_origin
 from actas.server.impersonation import actor_tokens, policy
 from actas.server.impersonation.policy import Requester
@@ -52,13 +51,10 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
         except ResourceNotFound:
             return pages.render(request, "not_found.html", me=signed_in, status_code=404)
         rows = sessions.list_sessions(db, sessions.SessionQuery(user_id=user.id, limit=50), now)
-        token_ids = [s.actor_token_id for s in rows if s.actor_token_id]
-        reasons = {t.id: t.reason for t in db.query(ActorToken)
-                   .filter(ActorToken.id.in_(token_ids))} if token_ids else {}
+        reasons = actor_tokens.reasons_of(db, rows)
         return pages.render(
             request, "user.html", status_code=status_code, me=signed_in, user=user,
-            sessions=[(s, sessions.effective_status(s, now), reasons.get(s.actor_token_id or ""))
-                      for s in rows],
+            sessions=[(s, sessions.effective_status(s, now), reasons.get(s.id)) for s in rows],
             protected=policy.is_protected(db, user, instance.settings),
             require_reason=instance.settings.require_reason, error=error, reason=reason,
             max_minutes=instance.settings.impersonation_max_duration // 60)

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
 from actas.server import clients, sessions
-from actas.server.db.schema import ActorToken, Client, User
+from actas.server.db.schema import Client, User
 from actas.server.http import cookies
+from actas.server.impersonation import actor_tokens
 from actas.server.instance import Instance
 from actas.server.resources import ClientObject, client_object
 
@@ -40,10 +41,7 @@ def render_client(db: Db, client: Client, now_ms: int) -> ClientObject:
     rows = sessions.of_client(db, client, now_ms)
     users = {u.id: u for u in db.scalars(select(User).where(User.id.in_({s.user_id
                                                                           for s in rows})))}
-    token_ids = {s.actor_token_id for s in rows if s.actor_token_id}
-    reasons = dict(db.execute(select(ActorToken.id, ActorToken.reason)
-                              .where(ActorToken.id.in_(token_ids))).all()
-                   ) if token_ids else {}
-    return client_object(client, [(s, users[s.user_id], reasons.get(s.actor_token_id or ""))
-                                  for s in rows], now_ms)
+    reasons = actor_tokens.reasons_of(db, rows)
+    return client_object(client, [(s, users[s.user_id], reasons.get(s.id)) for s in rows],
+                         now_ms)
 

@@ -8,7 +8,7 @@ included, is written to the audit log.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -26,6 +26,7 @@ from actas.server import credentials, ids
 from actas.server.audit import Record, RequestOrigin
 from actas.server.credentials import Secret
 from actas.server.db.schema import ActorToken
+from actas.server.db.schema import Session as SessionRow
 from actas.server.impersonation import policy
 from actas.server.impersonation.policy import Requester
 from actas.server.instance import Instance
@@ -172,3 +173,13 @@ def list_tokens(db: Db, q: ActorTokenQuery) -> Sequence[ActorToken]:
         clauses.append(ActorToken.status == q.status)
     return db.scalars(select(ActorToken).where(*clauses).order_by(ActorToken.id.desc())
                       .limit(q.limit).offset(q.offset)).all()
+
+
+def reasons_of(db: Db, sessions: Iterable[SessionRow]) -> dict[str, str | None]:
+    """The reason behind each impersonation session among ``sessions``, by session id."""
+    by_token = {s.actor_token_id: s.id for s in sessions if s.actor_token_id}
+    if not by_token:
+        return {}
+    rows = db.execute(select(ActorToken.id, ActorToken.reason)
+                      .where(ActorToken.id.in_(list(by_token)))).all()
+    return {by_token[token_id]: reason for token_id, reason in rows}
