@@ -22,14 +22,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session as Db
 
 from actas.server import ids
 from actas.server.credentials import Secret
 from actas.server.db.schema import AuditChainHead, AuditEvent
+from actas.server.sealing import derive_key
 
 GENESIS = "0" * 64
 _HEAD_ID = 1
@@ -74,9 +73,7 @@ class Verification:
 
 class AuditLog:
     def __init__(self, instance_secret: Secret) -> None:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                    info=b"actas/audit-chain/v1")
-        self._key = hkdf.derive(instance_secret.reveal().encode())
+        self._key = derive_key(instance_secret, "audit-chain")
 
     def ensure_head(self, db: Db) -> None:
         if db.get(AuditChainHead, _HEAD_ID) is None:

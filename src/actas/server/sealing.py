@@ -8,6 +8,7 @@ to its row, so it cannot be moved to another one.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from cryptography.hazmat.primitives import hashes
@@ -19,11 +20,22 @@ from actas.server.credentials import Secret
 _NONCE = 12
 
 
+@functools.lru_cache(maxsize=32)
+def derive_key(instance_secret: Secret, purpose: str) -> bytes:
+    """A 256-bit key for one purpose (HKDF-SHA256, info ``actas/<purpose>/v1``).
+
+    Every key actas derives from the instance secret comes from here, so no two
+    purposes can share a key. Cached: the dashboard asks for its CSRF key on
+    every request.
+    """
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=f"actas/{purpose}/v1".encode())
+    return hkdf.derive(instance_secret.reveal().encode())
+
+
 class Sealer:
     def __init__(self, instance_secret: Secret, purpose: str) -> None:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                    info=f"actas/{purpose}/v1".encode())
-        self._aead = AESGCM(hkdf.derive(instance_secret.reveal().encode()))
+        self._aead = AESGCM(derive_key(instance_secret, purpose))
 
     def seal(self, plaintext: bytes, *, bound_to: str) -> bytes:
         nonce = os.urandom(_NONCE)

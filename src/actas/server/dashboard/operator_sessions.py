@@ -12,8 +12,6 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
@@ -23,6 +21,7 @@ from actas._errors import PermissionDenied
 from actas.server import credentials, ids, operators
 from actas.server.db.schema import Operator, OperatorSession
 from actas.server.instance import Instance
+from actas.server.sealing import derive_key
 
 COOKIE = "__actas_operator"
 PATH = "/dashboard"
@@ -51,14 +50,9 @@ class SignedInOperator:
         return operators.permissions(self.operator)
 
 
-def _csrf_key(instance: Instance) -> bytes:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=b"actas/dashboard-csrf/v1")
-    return hkdf.derive(instance.settings.instance_secret.reveal().encode())
-
-
 def csrf_token(instance: Instance, session_id: str) -> str:
-    return hmac.new(_csrf_key(instance), session_id.encode(), hashlib.sha256).hexdigest()
+    key = derive_key(instance.settings.instance_secret, "dashboard-csrf")
+    return hmac.new(key, session_id.encode(), hashlib.sha256).hexdigest()
 
 
 def start(db: Db, instance: Instance, operator: Operator, response: Response) -> None:
