@@ -37,6 +37,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def error_entry(code: str, message: str, **meta: Any) -> dict[str, Any]:
+    """One entry of the ``errors`` array, for failures that are not an ``ActasError``."""
+    return {"code": code, "message": message, "long_message": message, "meta": meta}
+
+
 def envelope(status: int, *errors: dict[str, Any], headers: dict[str, str] | None = None
              ) -> JSONResponse:
     return JSONResponse({"errors": list(errors)}, status_code=status, headers=headers)
@@ -59,8 +64,7 @@ def _validation_error(error: dict[str, Any]) -> dict[str, Any]:
     else:
         detail = str(error.get("msg", "is invalid")).rstrip(".")
         message = f"{param}: {detail}." if param else f"{detail}."
-    return {"code": code, "message": message, "long_message": message,
-            "meta": {"param_name": param} if param else {}}
+    return error_entry(code, message, **({"param_name": param} if param else {}))
 
 
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
@@ -68,12 +72,10 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     raw = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in raw):
         message = "The request body is not valid JSON."
-        return envelope(400, {"code": "malformed_request_body", "message": message,
-                              "long_message": message, "meta": {}})
+        return envelope(400, error_entry("malformed_request_body", message))
     if any(e.get("loc") == ("body",) and e.get("type") == "model_attributes_type" for e in raw):
         message = "The request body must be a JSON object."
-        return envelope(422, {"code": "form_param_format_invalid", "message": message,
-                              "long_message": message, "meta": {}})
+        return envelope(422, error_entry("form_param_format_invalid", message))
     return envelope(422, *[_validation_error(dict(e)) for e in raw])
 
 
@@ -90,8 +92,7 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
         code, message = "method_not_allowed", "This address does not accept that method."
     else:
         code, message = "invalid_request", str(exc.detail)
-    return envelope(exc.status_code, {"code": code, "message": message,
-                                      "long_message": message, "meta": {}},
+    return envelope(exc.status_code, error_entry(code, message),
                     headers=dict(exc.headers or {}))
 
 
@@ -99,8 +100,7 @@ async def _on_integrity_error(_request: Request, exc: Exception) -> JSONResponse
     # The unique indexes decide races the up-front checks could not see.
     log.info("integrity conflict: %s", type(exc).__name__)
     message = "The request conflicts with a change made at the same time; retry it."
-    return envelope(409, {"code": "conflict", "message": message, "long_message": message,
-                          "meta": {}})
+    return envelope(409, error_entry("conflict", message))
 
 
 async def _on_data_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -108,22 +108,19 @@ async def _on_data_error(_request: Request, exc: Exception) -> JSONResponse:
     # sent it, so it is the client's error, and nothing was written.
     log.warning("database refused a value: %s", type(exc).__name__)
     message = "The request contains a value that cannot be stored."
-    return envelope(422, {"code": "form_param_format_invalid", "message": message,
-                          "long_message": message, "meta": {}})
+    return envelope(422, error_entry("form_param_format_invalid", message))
 
 
 async def _on_database_busy(_request: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", type(exc).__name__)
     message = "The database is busy or unavailable; retry shortly."
-    return envelope(503, {"code": "service_unavailable", "message": message,
-                          "long_message": message, "meta": {}}, headers={"Retry-After": "1"})
+    return envelope(503, error_entry("service_unavailable", message), headers={"Retry-After": "1"})
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error", exc_info=exc)
     message = "actas hit an unexpected error. It has been logged."
-    return envelope(500, {"code": "internal_error", "message": message, "long_message": message,
-                          "meta": {}})
+    return envelope(500, error_entry("internal_error", message))
 
 
 def install(app: FastAPI) -> None:

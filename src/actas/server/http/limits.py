@@ -11,6 +11,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from actas.server.http.errors import error_entry
+
 
 class _TooLarge(Exception):
     pass
@@ -68,8 +70,7 @@ class RequestLimits:
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"errors": [{"code": code, "message": message,
-                                   "long_message": message, "meta": {}}]}).encode()
+    body = json.dumps({"errors": [error_entry(code, message)]}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(body)).encode())]})
