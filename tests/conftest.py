@@ -4,11 +4,16 @@ The storage and API tests run once on SQLite and once on PostgreSQL. The
 PostgreSQL server is a private throwaway one started here (see
 ``tests/support/postgres.py``), unless ``ACTAS_TEST_DATABASE_URL`` names one.
 ``ACTAS_TEST_BACKENDS=sqlite`` narrows a quick local run to SQLite.
+
+``ACTAS_TEST_PAUSE_AFTER_COLLECTION=75`` sleeps that many seconds between
+collection and the first test: the check that nothing collected (a token, an
+expiry, a deadline) depends on how soon the tests run after import.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,12 @@ from tests.support.postgres import ThrowawayPostgres
 SECRET_KEY = "sk_test_" + "k" * 40
 APP_ORIGIN = "http://localhost:3000"
 BACKENDS = [b for b in os.environ.get("ACTAS_TEST_BACKENDS", "sqlite,postgresql").split(",") if b]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    pause = float(os.environ.get("ACTAS_TEST_PAUSE_AFTER_COLLECTION", "0"))
+    if pause > 0:
+        time.sleep(pause)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    expect,
+    sync_playwright,
+)
 
 from tests.support.processes import ACTAS, actas_env, free_port
 
@@ -25,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 TOKEN_LIFETIME = 10  # seconds: End now must sign the app out within one token lifetime
+DEFAULT_TIMEOUT_MS = 45_000  # Playwright waits for conditions; this only bounds a hang
+expect.set_options(timeout=DEFAULT_TIMEOUT_MS)  # expect()'s own default is only 5 s
 
 OPERATOR_PASSWORD = "actas-demo-operator"
 USER_PASSWORD = "actas-demo-user"
@@ -70,7 +79,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
              str(app_port), "--data-dir", str(data_dir / "actas")],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a busy machine starts slowly
         actas_url, app_url = f"http://localhost:{port}", f"http://localhost:{app_port}"
         _wait(f"{actas_url}/healthz", process, log, deadline)
         _wait(f"{app_url}/", process, log, deadline)
@@ -107,7 +116,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser) -> Iterator[BrowserContext]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     yield context
     context.close()
 
@@ -137,7 +146,7 @@ def browser_context_pair(browser: Browser) -> Iterator[tuple[BrowserContext, Bro
     first = browser.new_context(viewport={"width": 1280, "height": 900})
     second = browser.new_context(viewport={"width": 1280, "height": 900})
     for context in (first, second):
-        context.set_default_timeout(15_000)
+        context.set_default_timeout(DEFAULT_TIMEOUT_MS)
     yield first, second
     first.close()
     second.close()

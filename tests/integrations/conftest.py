@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 import actas
 from actas.server import Instance, create_app
-from actas.server.clock import FrozenClock, SystemClock
+from actas.server.clock import FrozenClock
 from tests.conftest import APP_ORIGIN
 from tests.support.flows import create_actor_token, create_user, mint, redeem, sign_in
 
@@ -33,9 +33,9 @@ def database_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def clock() -> FrozenClock:
-    # The server starts an hour behind the real clock, which every verifier
-    # below reads, so that it can mint a token that is already expired.
-    return FrozenClock(SystemClock().now_ms() - 3_600_000)
+    # A fixed instant, read by the server and by every verifier below: the
+    # tokens stay exactly as fresh as the test says, however slow the machine.
+    return FrozenClock(1_900_000_000_000)
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,15 @@ class Tokens:
     impersonated_session_id: str
     impersonated: str
     expired: str
+    clock: FrozenClock
+
+    def now(self) -> float:
+        """The verifiers' clock: the server's frozen one, in seconds."""
+        return self.clock.now_ms() / 1000
 
     def verifier(self) -> actas.Verifier:
-        return actas.Verifier(issuer=ISSUER, jwks=self.jwks, authorized_parties=[APP_ORIGIN])
+        return actas.Verifier(issuer=ISSUER, jwks=self.jwks, authorized_parties=[APP_ORIGIN],
+                              now=self.now)
 
 
 @pytest.fixture
@@ -60,7 +66,7 @@ def tokens(backend: TestClient, browser: TestClient, instance: Instance,
     user = create_user(backend)
     session_id = sign_in(browser)
     expired = mint(browser, session_id)
-    clock.advance(seconds=3600)  # now the real time
+    clock.advance(seconds=3600)  # the first token is long expired now
     signed_in = mint(browser, session_id)
 
     # The operator redeems the ticket in their own browser, as they would.
@@ -73,7 +79,7 @@ def tokens(backend: TestClient, browser: TestClient, instance: Instance,
     jwks: dict[str, Any] = backend.get("/.well-known/jwks.json").json()
     return Tokens(jwks=jwks, user_id=user["id"], session_id=session_id, signed_in=signed_in,
                   impersonated_session_id=impersonated_session_id, impersonated=impersonated,
-                  expired=expired)
+                  expired=expired, clock=clock)
 
 
 @pytest.fixture

@@ -76,7 +76,8 @@ def django_project() -> None:
 
 
 def actas_settings(tokens: Tokens) -> dict[str, Any]:
-    return {"ISSUER": ISSUER, "JWKS": tokens.jwks, "AUTHORIZED_PARTIES": [APP_ORIGIN]}
+    return {"ISSUER": ISSUER, "JWKS": tokens.jwks, "AUTHORIZED_PARTIES": [APP_ORIGIN],
+            "NOW": tokens.now}
 
 
 @pytest.fixture

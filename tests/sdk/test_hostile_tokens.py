@@ -10,7 +10,6 @@ import base64
 import hashlib
 import hmac
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,23 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 import actas
 from actas._jws import b64url_encode, encode_compact, public_jwk
-
-ISSUER = "https://actas.test"
-APP = "http://localhost:3000"
-KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-KID = "ins_key_test"
-NOW = int(time.time())
-
-
-def claims(**changes: Any) -> dict[str, Any]:
-    base = {"iss": ISSUER, "sub": "user_1", "sid": "sess_1", "azp": APP, "iat": NOW,
-            "nbf": NOW - 5, "exp": NOW + 60, "jti": "jti_1", "v": 2}
-    base.update(changes)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def sign(payload: dict[str, Any] | None = None, header: dict[str, Any] | None = None) -> str:
-    return encode_compact(header or {"kid": KID, "typ": "JWT"}, payload or claims(), KEY, "RS256")
+from tests.sdk.tokens import APP, ISSUER, KEY, KID, NOW, at_now, claims, offline_verifier, sign
 
 
 def raw(header: dict[str, Any] | bytes, payload: dict[str, Any] | bytes,
@@ -61,8 +44,7 @@ def replace_payload(token: str, payload: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="module")
 def verifier() -> actas.Verifier:
-    jwks = {"keys": [public_jwk(KEY.public_key(), kid=KID, alg="RS256")]}
-    return actas.Verifier(issuer=ISSUER, jwks=jwks, authorized_parties=[APP], cache_size=0)
+    return offline_verifier(authorized_parties=[APP], cache_size=0)
 
 
 PUBLIC_PEM = KEY.public_key().public_bytes(serialization.Encoding.PEM,
@@ -188,18 +170,18 @@ def test_skew_is_honoured_both_ways() -> None:
 def test_base64_in_the_jwk_itself_is_not_trusted_blindly() -> None:
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505  (the point)
     jwks = {"keys": [public_jwk(weak.public_key(), kid="weak", alg="RS256")]}
-    verifier = actas.Verifier(issuer=ISSUER, jwks=jwks)
+    verifier = actas.Verifier(issuer=ISSUER, jwks=jwks, now=at_now)
     token = encode_compact({"kid": "weak", "typ": "JWT"}, claims(), weak, "RS256")
     assert verifier.authenticate(token).signed_out_reason == "unknown_key"
 
 
 def test_a_key_declared_for_another_algorithm_is_skipped() -> None:
     jwk = {**public_jwk(KEY.public_key(), kid=KID, alg="RS256"), "alg": "HS256"}
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [jwk]})
+    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [jwk]}, now=at_now)
     assert verifier.authenticate(GOOD).signed_out_reason == "unknown_key"
 
 
 def test_private_key_material_in_a_jwks_is_refused() -> None:
     jwk = {**public_jwk(KEY.public_key(), kid=KID, alg="RS256"), "d": base64.b64encode(b"x")}
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [jwk]})
+    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [jwk]}, now=at_now)
     assert verifier.authenticate(GOOD).signed_out_reason == "unknown_key"

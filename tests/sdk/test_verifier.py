@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from typing import Any
 
 import httpx
@@ -14,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 import actas
 from actas._jws import Algorithm, PrivateKey, encode_compact, public_jwk
-from tests.sdk.test_hostile_tokens import APP, ISSUER, KEY, KID, NOW, claims, sign
+from tests.sdk.tokens import APP, ISSUER, KEY, KID, NOW, at_now, claims, offline_verifier, sign
 
 
 class JwksServer:
@@ -34,6 +33,7 @@ class JwksServer:
 
     def verifier(self, **options: Any) -> actas.Verifier:
         client = httpx.Client(transport=httpx.MockTransport(self.handler))
+        options.setdefault("now", at_now)
         return actas.Verifier(issuer=ISSUER, jwks_url="https://actas.test/.well-known/jwks.json",
                               http_client=client, **options)
 
@@ -61,7 +61,7 @@ def test_key_rotation_is_picked_up_by_an_unknown_kid_refetch() -> None:
     server = JwksServer((KID, KEY, "RS256"))
     client = httpx.Client(transport=httpx.MockTransport(server.handler))
     verifier = actas.Verifier(issuer=ISSUER, jwks_url="https://actas.test/jwks",
-                              http_client=client, jwks_refetch_interval=60)
+                              http_client=client, jwks_refetch_interval=60, now=at_now)
     verifier.keys._monotonic = lambda: monotonic[0]  # injected clock for the refetch throttle
     verifier.verify(sign())
     new_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -90,7 +90,7 @@ def test_every_algorithm_verifies_offline_from_pem(alg: Algorithm) -> None:
                        "EdDSA": ed25519.Ed25519PrivateKey.generate}[alg]()
     pem = key.public_key().public_bytes(serialization.Encoding.PEM,
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-    verifier = actas.Verifier(issuer=ISSUER, pem=pem)
+    verifier = actas.Verifier(issuer=ISSUER, pem=pem, now=at_now)
     token = encode_compact({"kid": "whatever", "typ": "JWT"}, claims(), key, alg)
     assert verifier.verify(token).user_id == "user_1"
     other_alg = "RS256" if alg != "RS256" else "ES256"
@@ -108,8 +108,7 @@ def test_exactly_one_key_source() -> None:
 
 def test_cached_tokens_still_expire_on_time() -> None:
     now = [float(NOW)]
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
-        KEY.public_key(), kid=KID, alg="RS256")]}, now=lambda: now[0])
+    verifier = offline_verifier(now=lambda: now[0])
     token = sign()
     verifier.verify(token)
     second = verifier.verify(token)  # admitted to the cache on its second sighting
@@ -121,8 +120,7 @@ def test_cached_tokens_still_expire_on_time() -> None:
 def test_cache_skips_the_signature_check_for_a_repeated_token() -> None:
     from actas._token_cache import TokenCache
 
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
-        KEY.public_key(), kid=KID, alg="RS256")]}, cache_size=2)
+    verifier = offline_verifier(cache_size=2)
     calls: list[str] = []
 
     def counting(token: str) -> actas.Auth:
@@ -154,16 +152,14 @@ def test_the_cache_is_bounded() -> None:
 
 
 def test_failures_are_not_cached() -> None:
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
-        KEY.public_key(), kid=KID, alg="RS256")]})
+    verifier = offline_verifier()
     bad = sign(claims(iss="https://evil.example"))
     assert verifier.authenticate(bad).signed_out_reason == "wrong_issuer"
     assert verifier.authenticate(bad).signed_out_reason == "wrong_issuer"
 
 
 def test_nested_actor_chain_outermost_is_current() -> None:
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
-        KEY.public_key(), kid=KID, alg="RS256")]})
+    verifier = offline_verifier()
     act = {"sub": "op_bob", "iss": ISSUER, "sid": "act_2",
            "act": {"sub": "op_alice", "sid": "act_1"}}
     auth = verifier.verify(sign(claims(act=act)))
@@ -174,8 +170,7 @@ def test_nested_actor_chain_outermost_is_current() -> None:
 
 
 def test_auth_repr_never_shows_the_token() -> None:
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
-        KEY.public_key(), kid=KID, alg="RS256")]})
+    verifier = offline_verifier()
     token = sign()
     assert token not in repr(verifier.verify(token))
 
@@ -207,15 +202,13 @@ class _RequestObject:
 @pytest.mark.parametrize("where", ["header", "cookie"])
 @pytest.mark.parametrize("shape", [_environ, _scope, _RequestObject])
 def test_authenticate_request_reads_every_request_shape(shape: Any, where: str) -> None:
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
-        KEY.public_key(), kid=KID, alg="RS256")]}, authorized_parties=[APP])
+    verifier = offline_verifier(authorized_parties=[APP])
     auth = actas.authenticate_request(shape(sign(), where), verifier=verifier)
     assert auth.user_id == "user_1" and auth.session_id == "sess_1"
 
 
 def test_bearer_wins_over_the_cookie() -> None:
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
-        KEY.public_key(), kid=KID, alg="RS256")]})
+    verifier = offline_verifier()
     environ = {"HTTP_AUTHORIZATION": f"Bearer {sign(claims(sub='user_header'))}",
                "HTTP_COOKIE": f"__session={sign(claims(sub='user_cookie'))}"}
     assert actas.authenticate_request(environ, verifier=verifier).user_id == "user_header"
@@ -223,8 +216,7 @@ def test_bearer_wins_over_the_cookie() -> None:
 
 
 def test_log_records_name_the_impersonator(caplog: pytest.LogCaptureFixture) -> None:
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
-        KEY.public_key(), kid=KID, alg="RS256")]})
+    verifier = offline_verifier()
     auth = verifier.verify(sign(claims(act={"sub": "op_alice"})))
     log = logging.getLogger("tests.sdk.app")
     caplog.handler.addFilter(actas.AuthLogFilter())
@@ -238,14 +230,13 @@ def test_log_records_name_the_impersonator(caplog: pytest.LogCaptureFixture) -> 
 
 
 def test_claims_are_the_verified_payload() -> None:
-    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
-        KEY.public_key(), kid=KID, alg="RS256")]})
+    verifier = offline_verifier()
     token = sign()
     payload = json.loads(__import__("base64").urlsafe_b64decode(token.split(".")[1] + "=="))
     auth = verifier.verify(token)
     assert dict(auth.claims) == payload and auth.token == token
     assert auth.expires_at == payload["exp"]
-    assert time.time() < auth.expires_at
+    assert auth.expires_at == NOW + 60
 
 
 def test_keys_are_never_fetched_on_a_running_event_loop() -> None:

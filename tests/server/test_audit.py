@@ -341,7 +341,7 @@ def test_concurrent_appends_keep_the_chain_gapless_and_valid(instance: Instance)
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(60)
+        worker.join(120)
 
     assert errors == []
     with instance.transaction() as db:

@@ -305,7 +305,7 @@ def test_serve_with_bad_configuration_exits_2_with_one_line(tmp_path: Path, vari
     env = actas_env(ACTAS_PORT=str(free_port()))
     env[variable] = value
 
-    result = run_actas("serve", "--data-dir", "data", cwd=tmp_path, env=env, timeout=20)
+    result = run_actas("serve", "--data-dir", "data", cwd=tmp_path, env=env, timeout=60)
 
     assert result.returncode == 2, described(result)
     assert "Traceback" not in result.stderr, described(result)

@@ -34,7 +34,7 @@ from tests.support.processes import ActasServer, actas_env, free_port
 
 DELIVERIES = WebhookDelivery.__table__
 REASON = "ticket #42"
-DEADLINE = 20.0  # seconds the serving process gets to deliver
+DEADLINE = 120.0  # seconds the serving process gets to deliver (bounds a hang only)
 
 
 # -- a real receiver ---------------------------------------------------------------------
@@ -407,13 +407,16 @@ def test_an_endpoint_that_never_answers_does_not_slow_the_request(
         register(backend, f"http://127.0.0.1:{black_hole.getsockname()[1]}/hooks")
         user_id = create_user(backend)["id"]
 
-        started = time.monotonic()
         response = backend.post("/v1/actor_tokens", json={
             "user_id": user_id, "actor": {"sub": "op_alice"}, "reason": REASON})
-        elapsed = time.monotonic() - started
+
+        # Nobody even tried to connect: the request answered without touching the
+        # endpoint, so no endpoint can ever slow it down (no stopwatch needed).
+        black_hole.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            black_hole.accept()
 
     assert response.status_code == 200, response.text
-    assert elapsed < webhooks.TIMEOUT_SECONDS / 2
     assert the_delivery(engine)["status"] == "pending"
 
 

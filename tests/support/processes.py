@@ -97,7 +97,7 @@ class ActasServer:
     """
 
     def __init__(self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None,
-                 startup_timeout: float = 30) -> None:
+                 startup_timeout: float = 120) -> None:
         self._args = list(args)
         self.cwd = cwd
         self._env = dict(env) if env is not None else actas_env()

@@ -5,6 +5,8 @@
     ACTAS = {"ISSUER": "https://auth.example.com",
              "JWKS_URL": "https://auth.example.com/.well-known/jwks.json",  # or "PEM" / "JWKS"
              "AUTHORIZED_PARTIES": ["https://app.example.com"]}
+    # Optional: "CLOCK_SKEW" (seconds, default 5); "NOW", a callable returning Unix
+    # seconds that replaces the wall clock (for an application's own tests).
 
     # views.py
     @forbid_impersonation
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -44,6 +47,7 @@ def verifier_from_settings() -> Verifier:
         pem=config.get("PEM"),
         authorized_parties=config.get("AUTHORIZED_PARTIES"),
         clock_skew=config.get("CLOCK_SKEW", 5),
+        now=config.get("NOW", time.time),
     )
 
 

@@ -115,7 +115,7 @@ class Outcome:
 
 def redeem_all_at_once(urls: list[str], ticket: str, racers: int = RACERS) -> list[Outcome]:
     """``racers`` fresh clients, spread over ``urls`` and both routes, released together."""
-    barrier = threading.Barrier(racers, timeout=30)
+    barrier = threading.Barrier(racers, timeout=120)
 
     def race(i: int) -> Outcome:
         route = ROUTES[i % len(ROUTES)]

@@ -298,12 +298,30 @@ def test_a_huge_actor_is_refused_because_it_rides_in_every_token(backend: TestCl
     assert response.json()["errors"][0]["meta"]["param_name"] == "actor"
 
 
+def _wait_until_a_transaction_waits_for_a_lock(instance: Instance) -> None:
+    """Poll PostgreSQL until some backend of this database is blocked on a lock."""
+    import time
+
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + 120  # bounds a hang only; the wait is for the condition
+    with instance.engine.connect() as connection:
+        while time.monotonic() < deadline:
+            waiting = connection.execute(text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'")).scalar()
+            connection.rollback()  # a fresh snapshot for the next look
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("End all never waited for the redemption's lock")
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_kill_switch_catches_a_redemption_in_flight(backend: TestClient,
                                                    instance: Instance) -> None:
     """A redemption committing while End all runs must not leave a live impersonation."""
     import threading
-    import time
 
     from actas.server import clients
     from actas.server.audit import RequestOrigin
@@ -319,18 +337,18 @@ def test_kill_switch_catches_a_redemption_in_flight(backend: TestClient,
             out["session"] = redemption.redeem(db, instance, ticket=ticket, client=client,
                                                origin=RequestOrigin()).id
             claimed.set()
-            release.wait(10)
+            release.wait(120)
 
     redeemer = threading.Thread(target=redeem_and_pause_before_commit)
     redeemer.start()
-    assert claimed.wait(10)
+    assert claimed.wait(120)
     killer = threading.Thread(target=lambda: out.update(
         killed=backend.post("/v1/impersonations/end_all", json={}).json()))
     killer.start()
-    time.sleep(0.5)  # let End all reach the token's row lock
+    _wait_until_a_transaction_waits_for_a_lock(instance)  # End all, on the token's row
     release.set()
-    redeemer.join(10)
-    killer.join(10)
+    redeemer.join(120)
+    killer.join(120)
 
     assert out["killed"]["sessions_revoked"] == 1
     assert backend.get(f"/v1/sessions/{out['session']}").json()["status"] == "revoked"
