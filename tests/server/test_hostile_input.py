@@ -111,7 +111,7 @@ def test_hostile_query_strings_get_4xx(backend: TestClient) -> None:
 
 def test_hostile_cookies_and_headers_get_4xx(browser: TestClient, backend: TestClient) -> None:
     for cookie in ["ct_" + "x" * 5000, "ct_\x7f", "", "sk_test", "ct_' OR 1=1"]:
-        browser.cookies.set("__client", cookie, domain="actas.test")
+        browser.cookies.set("__Host-client", cookie, domain="actas.test")
         _assert_client_error(browser.get("/v1/client"), f"cookie {cookie[:20]!r}")
         _assert_client_error(browser.post("/v1/client/sessions/sess_x/tokens", json={}),
                              f"cookie {cookie[:20]!r}")

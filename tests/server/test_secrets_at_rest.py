@@ -30,7 +30,7 @@ def test_passwords_cookies_and_keys_are_not_stored_in_the_clear(
         backend: TestClient, browser: TestClient, engine: Engine) -> None:
     user = create_user(backend)
     mint(browser, sign_in(browser))
-    client_cookie = browser.cookies.get("__client")
+    client_cookie = browser.cookies.get("__Host-client")
     assert client_cookie and client_cookie.startswith("ct_")
 
     dump = _dump(engine)

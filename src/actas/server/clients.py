@@ -28,6 +28,20 @@ def create(db: Db, now_ms: int) -> tuple[Client, Secret]:
     return client, token
 
 
+def rekey(db: Db, client: Client, now_ms: int) -> Secret:
+    """Give ``client`` a fresh secret; the old cookie stops working at once.
+
+    Done on every sign-in, sign-up and ticket redemption: whoever knew this
+    browser's cookie before (one planted by an attacker, say) does not know
+    the one that carries the new session.
+    """
+    token = credentials.generate(credentials.CLIENT_TOKEN_PREFIX)
+    client.token_digest = credentials.digest(token.reveal())
+    client.updated_at = now_ms
+    db.flush()
+    return token
+
+
 def from_cookie(db: Db, cookie: str | None) -> Client | None:
     """The client a ``__client`` cookie belongs to, or ``None`` for a missing/unknown one."""
     if not cookie or not cookie.startswith(credentials.CLIENT_TOKEN_PREFIX) or len(cookie) > 128:

@@ -30,7 +30,8 @@ def test_client_cookie_is_httponly_secure_lax(backend: TestClient, browser: Test
     response = browser.post("/v1/client/sign_ins",
                             json={"identifier": "ada@example.com", "password": PASSWORD})
     cookie = response.headers["set-cookie"]
-    assert cookie.startswith("__client=ct_")
+    assert cookie.startswith("__Host-client=ct_")  # Secure, so the __Host- prefix
+    assert "Path=/" in cookie and "domain" not in cookie.lower()
     assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=lax" in cookie
 
 

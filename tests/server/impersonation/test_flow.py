@@ -136,7 +136,7 @@ def test_sensitive_operations_refuse_an_impersonated_session(backend: TestClient
                      json={"current_password": PASSWORD, "new_password": "taken over!!"}),
         browser.post("/v1/me/change_email",
                      json={"email_address": "attacker@example.com", "password": PASSWORD}),
-        browser.request("DELETE", "/v1/me", json={}),
+        browser.request("DELETE", "/v1/me", json={"password": PASSWORD}),
     ]
 
     for response in attempts:

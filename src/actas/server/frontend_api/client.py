@@ -13,6 +13,7 @@ from actas.server.frontend_api.responses import Envelope, current_client, render
 from actas.server.http import cookies
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
 from actas.server.impersonation import ending
+from actas.server.instance import Instance
 from actas.server.resources import ClientObject, SessionObject, TokenObject, session_object
 
 router = APIRouter(tags=["Frontend API"])
@@ -23,13 +24,14 @@ router = APIRouter(tags=["Frontend API"])
 def get_client(request: Request) -> Envelope[ClientObject | None]:
     instance = instance_of(request)
     with instance.transaction() as db:
-        client = current_client(db, request)
+        client = current_client(db, instance, request)
         rendered = render_client(db, client, instance.now_ms()) if client else None
         return Envelope(response=rendered, client=rendered)
 
 
-def _own_session(db: Db, request: Request, session_id: str) -> tuple[Client, SessionRow]:
-    client = current_client(db, request)
+def _own_session(db: Db, instance: Instance, request: Request,
+                 session_id: str) -> tuple[Client, SessionRow]:
+    client = current_client(db, instance, request)
     if client is None:
         raise SignedOut("This browser has no client; sign in first.")
     row = db.get(SessionRow, session_id, with_for_update=True)
@@ -47,7 +49,7 @@ def create_token(request: Request, response: Response, session_id: str,
     instance = instance_of(request)
     try:
         with instance.transaction() as db:
-            _client, row = _own_session(db, request, session_id)
+            _client, row = _own_session(db, instance, request, session_id)
             sessions.require_active(row, instance.now_ms())
             user = users.require_not_banned(users.get(db, row.user_id))
             sessions.touch(db, instance, row, user)
@@ -66,7 +68,7 @@ def end_session(request: Request, response: Response, session_id: str,
                 _origin: str = Depends(trusted_origin)) -> Envelope[SessionObject]:
     instance = instance_of(request)
     with instance.transaction() as db:
-        client, row = _own_session(db, request, session_id)
+        client, row = _own_session(db, instance, request, session_id)
         sessions.end(db, instance, row, status="ended", origin=request_origin(request))
         now = instance.now_ms()
         remaining = sessions.of_client(db, client, now)
@@ -86,7 +88,7 @@ def stop_impersonating(request: Request, response: Response, session_id: str,
                        _origin: str = Depends(trusted_origin)) -> Envelope[SessionObject]:
     instance = instance_of(request)
     with instance.transaction() as db:
-        client, row = _own_session(db, request, session_id)
+        client, row = _own_session(db, instance, request, session_id)
         ending.stop(db, instance, client=client, session=row, origin=request_origin(request))
         now = instance.now_ms()
         result: Envelope[SessionObject] = Envelope(response=session_object(row, now),

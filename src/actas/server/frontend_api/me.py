@@ -30,7 +30,7 @@ router = APIRouter(tags=["Frontend API"])
 
 
 def _active_session(db: Db, instance: Instance, request: Request) -> tuple[SessionRow, User]:
-    client = current_client(db, request)
+    client = current_client(db, instance, request)
     session = (db.get(SessionRow, client.last_active_session_id)
                if client and client.last_active_session_id else None)
     if session is None or sessions.effective_status(session, instance.now_ms()) != "active":
@@ -124,18 +124,24 @@ def change_email(request: Request, body: ChangeEmailBody,
             db, instance, user, body.email_address))
 
 
+class DeleteAccountBody(RequestBody):
+    password: Annotated[str, Field(max_length=1024)]
+
+
 @router.delete("/v1/me", response_model=DeletedObject,
-               summary="Delete my account (refused while impersonated)")
-def delete_me(request: Request, _origin: str = Depends(trusted_origin)) -> DeletedObject:
+               summary="Delete my account (needs my password; refused while impersonated)")
+def delete_me(request: Request, body: DeleteAccountBody,
+              _origin: str = Depends(trusted_origin)) -> DeletedObject:
     instance = instance_of(request)
     with instance.transaction() as db:
         session, _user = _active_session(db, instance, request)
     _forbid_impersonated(instance, request, session, "delete the account")
     with instance.transaction() as db:
         user = users.get(db, session.user_id)
+        # Re-authentication: a session alone (a borrowed laptop, a stolen cookie)
+        # must not be enough to destroy the account.
+        instance.passwords.verify(user.password_hash, body.password)
         instance.record(db, Record(type="user.deleted", user_id=user.id, session_id=session.id,
                                    origin=request_origin(request)))
         users.delete_user(db, user)
     return DeletedObject(id=session.user_id, object="user")
-
-

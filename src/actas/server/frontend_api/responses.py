@@ -24,16 +24,23 @@ class Envelope(BaseModel, Generic[T]):
     client: ClientObject | None
 
 
-def current_client(db: Db, request: Request) -> Client | None:
-    return clients.from_cookie(db, request.cookies.get(cookies.CLIENT_COOKIE))
+def current_client(db: Db, instance: Instance, request: Request) -> Client | None:
+    name = cookies.client_cookie_name(instance.settings)
+    return clients.from_cookie(db, request.cookies.get(name))
 
 
 def client_or_new(db: Db, instance: Instance, request: Request, response: Response) -> Client:
-    """The request's client, or a new one whose cookie is set on ``response``."""
-    client = current_client(db, request)
+    """The client a sign-in joins: the request's own, re-keyed, or a new one.
+
+    Either way ``response`` sets a cookie with a secret nobody has seen: a
+    session is never added to a client whose cookie someone else may know.
+    """
+    client = current_client(db, instance, request)
     if client is None:
         client, token = clients.create(db, instance.now_ms())
-        cookies.set_client(response, instance.settings, token.reveal())
+    else:
+        token = clients.rekey(db, client, instance.now_ms())
+    cookies.set_client(response, instance.settings, token.reveal())
     return client
 
 

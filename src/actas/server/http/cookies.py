@@ -1,4 +1,11 @@
-"""The two cookies: ``__client`` (long-lived, HttpOnly) and ``__session`` (the JWT)."""
+"""The two cookies: ``__client`` (long-lived, HttpOnly) and ``__session`` (the JWT).
+
+When cookies are ``Secure`` (everywhere but ``actas dev``) the client cookie is
+named ``__Host-client``: browsers then accept it only from a secure origin,
+for path ``/`` and without a ``Domain``, so a sibling subdomain or a plain-HTTP
+response cannot plant or overwrite it (the first half of session fixation;
+the other half is that every sign-in issues a fresh secret, see ``clients``).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,18 @@ from starlette.responses import Response
 from actas.server.settings import Settings
 
 CLIENT_COOKIE = "__client"
+SECURE_CLIENT_COOKIE = "__Host-client"
 SESSION_COOKIE = "__session"
 CLIENT_COOKIE_MAX_AGE = 365 * 86_400
 
 
+def client_cookie_name(settings: Settings) -> str:
+    return SECURE_CLIENT_COOKIE if settings.cookie_secure else CLIENT_COOKIE
+
+
 def set_client(response: Response, settings: Settings, token: str) -> None:
-    response.set_cookie(CLIENT_COOKIE, token, max_age=CLIENT_COOKIE_MAX_AGE, path="/",
-                        secure=settings.cookie_secure, httponly=True, samesite="lax")
+    response.set_cookie(client_cookie_name(settings), token, max_age=CLIENT_COOKIE_MAX_AGE,
+                        path="/", secure=settings.cookie_secure, httponly=True, samesite="lax")
 
 
 def set_session(response: Response, settings: Settings, jwt: str) -> None:
