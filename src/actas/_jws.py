@@ -27,6 +27,10 @@ ALGORITHMS: tuple[Algorithm, ...] = ("RS256", "ES256", "EdDSA")
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 
+# The order n of P-256's group (FIPS 186-4, D.1.2.3). An ECDSA signature (r, s)
+# has a twin (r, n - s) that verifies as well; ES256 here uses s <= n/2 only.
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
 
 def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
@@ -48,6 +52,8 @@ def sign(private_key: PrivateKey, alg: Algorithm, signing_input: bytes) -> bytes
             and isinstance(private_key.curve, ec.SECP256R1)):  # RFC 7518 §3.4: P-256 only
         # JWS wants r || s, each 32 bytes, not the DER that cryptography returns.
         r, s = decode_dss_signature(private_key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        # (r, n - s) verifies too; only the low S is canonical (and accepted by verify).
+        s = min(s, P256_ORDER - s)
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
     if alg == "EdDSA" and isinstance(private_key, ed25519.Ed25519PrivateKey):
         return private_key.sign(signing_input)
@@ -93,21 +99,28 @@ def public_jwk(public_key: PublicKey, *, kid: str, alg: Algorithm) -> dict[str, 
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 _ECDSA_SHA256 = ec.ECDSA(_SHA256)
+_P256_HALF_ORDER = P256_ORDER // 2
 
 
 def verify(public_key: PublicKey, alg: Algorithm, signing_input: bytes, signature: bytes) -> None:
     """Raise ``cryptography.exceptions.InvalidSignature`` unless the signature verifies.
 
     ``alg`` is the key's own algorithm (chosen when the key was loaded), never
-    the token header's: a key verifies with one algorithm only.
+    the token header's: a key verifies with one algorithm only. An ES256
+    signature must be canonical, ``r || s`` with ``s <= n/2``: its high-S twin
+    ``(r, n - s)`` is mathematically valid but raises here like any bad
+    signature (the verifier's reason ``bad_signature``), so that a signed token
+    has exactly one accepted text. ``sign`` produces the low S.
     """
     if alg == "RS256" and isinstance(public_key, rsa.RSAPublicKey):
         public_key.verify(signature, signing_input, _PKCS1, _SHA256)
     elif alg == "ES256" and isinstance(public_key, ec.EllipticCurvePublicKey):
         if len(signature) != 64:
             raise InvalidSignature
-        der = encode_dss_signature(int.from_bytes(signature[:32], "big"),
-                                   int.from_bytes(signature[32:], "big"))
+        s = int.from_bytes(signature[32:], "big")
+        if s > _P256_HALF_ORDER:
+            raise InvalidSignature
+        der = encode_dss_signature(int.from_bytes(signature[:32], "big"), s)
         public_key.verify(der, signing_input, _ECDSA_SHA256)
     elif alg == "EdDSA" and isinstance(public_key, ed25519.Ed25519PublicKey):
         public_key.verify(signature, signing_input)

@@ -8,6 +8,12 @@ honoured with a clock skew; ``iss`` must match exactly; ``azp`` must be an
 authorised party when the verifier has a list; sizes are capped before
 anything is decoded; duplicate JSON keys and non-finite numbers are refused.
 
+A token has exactly one accepted encoding, so that a cache or deny-list keyed
+on its text cannot be sidestepped by a twin that decodes to the same bytes:
+segments are base64url without padding, ``+``/``/`` or non-zero unused bits
+(refused as ``malformed``), and an ES256 signature has its low S (the high-S
+twin is refused as ``bad_signature``, see ``actas._jws.verify``).
+
 Hand-written on ``cryptography`` on purpose: this is the hot path of every
 application request, and a generic JWT library spends more time around the
 RSA verify than the verify itself (see ``bench/verify.py``).
@@ -47,14 +53,26 @@ MAX_HEADER_BYTES = 1024
 _HEADER_CACHE_SIZE = 64
 _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
-_B64_TRANSLATION = bytes.maketrans(b"-_", b"+/")
+# base64url to base64, for binascii; standard base64's own '+' and '/' become '!',
+# which the strict decoder refuses: no extra pass over the token to find them.
+_B64_TRANSLATION = bytes.maketrans(b"-_+/", b"+/!!")
 _PADDING = (b"", b"===", b"==", b"=")  # by len % 4; a remainder of 1 is never valid
+_B64URL = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+# The characters a segment may end with, by len % 4. A segment of 4k+2 (4k+3)
+# characters carries 4 (2) bits more than its bytes need; the canonical encoding
+# sets them to zero, and every other last character decodes to the same bytes.
+_LAST: tuple[frozenset[int], ...] = (
+    frozenset(range(256)), frozenset(), frozenset(_B64URL[::16]), frozenset(_B64URL[::4]))
 
 
 def _b64decode(segment: bytes) -> bytes:
     # Strict: one stray character or '=' makes the token malformed, rather than
-    # being skipped the way the lenient base64 decoders do. bytes.translate is
-    # several times faster than str.translate on this hot path.
+    # being skipped the way the lenient base64 decoders do, and so do '+' and
+    # '/' and non-zero unused bits: a token has exactly one encoding, so that
+    # a cache or deny-list keyed on its text cannot be sidestepped by a twin.
+    # bytes.translate is several times faster than str.translate on this hot path.
+    if segment and segment[-1] not in _LAST[len(segment) % 4]:
+        raise TokenMalformed("A token segment is not canonical base64url.")
     try:
         raw = segment.translate(_B64_TRANSLATION)
         return binascii.a2b_base64(raw + _PADDING[len(raw) % 4], strict_mode=True)
@@ -204,11 +222,16 @@ class Verifier:
             raise TokenSignatureInvalid(
                 f"The token says {header_alg!r} but its key verifies only {key.alg}.")
         # _b64decode, inlined for the two segments of every first-seen token.
+        # (The signature matters most: it is the one segment not signed itself.)
+        signature_b64, payload_b64 = raw[second + 1:], raw[first + 1:second]
+        if (signature_b64 and signature_b64[-1] not in _LAST[len(signature_b64) % 4]) or (
+                payload_b64 and payload_b64[-1] not in _LAST[len(payload_b64) % 4]):
+            raise TokenMalformed("A token segment is not canonical base64url.")
         try:
-            segment = raw[second + 1:].translate(_B64_TRANSLATION)
+            segment = signature_b64.translate(_B64_TRANSLATION)
             signature = binascii.a2b_base64(segment + _PADDING[len(segment) % 4],
                                             strict_mode=True)
-            segment = raw[first + 1:second].translate(_B64_TRANSLATION)
+            segment = payload_b64.translate(_B64_TRANSLATION)
             payload = binascii.a2b_base64(segment + _PADDING[len(segment) % 4],
                                           strict_mode=True)
         except (binascii.Error, ValueError):

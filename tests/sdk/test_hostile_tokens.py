@@ -14,18 +14,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import actas
-from actas._jws import b64url_encode, encode_compact, public_jwk
+from actas._jws import P256_ORDER, b64url_decode, b64url_encode, encode_compact, public_jwk
 from tests.sdk.tokens import APP, ISSUER, KEY, KID, NOW, at_now, claims, offline_verifier, sign
 
 
 def raw(header: dict[str, Any] | bytes, payload: dict[str, Any] | bytes,
         signer: Callable[[bytes], bytes] | None = None) -> str:
     """Assemble a token by hand, signing whatever bytes are given with the real key."""
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
 
     def segment(part: dict[str, Any] | bytes) -> str:
@@ -50,6 +50,43 @@ def verifier() -> actas.Verifier:
 PUBLIC_PEM = KEY.public_key().public_bytes(serialization.Encoding.PEM,
                                            serialization.PublicFormat.SubjectPublicKeyInfo)
 GOOD = sign(claims(act={"sub": "op_alice"}))
+B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def with_url_only_characters() -> str:
+    """A valid token whose signature uses base64url's own '-' or '_' (most do)."""
+    for jti in range(1000):
+        token = sign(claims(jti=f"jti_{jti}"))
+        if "-" in token.rsplit(".", 1)[1] or "_" in token.rsplit(".", 1)[1]:
+            return token
+    raise AssertionError("no signature with '-' or '_' in 1000 tokens")
+
+
+URL_ONLY = with_url_only_characters()
+
+
+def twin(token: str, edit: Callable[[str], str]) -> str:
+    """``token`` with its signature segment re-spelt; the signature bytes stay the same."""
+    head, _, signature = token.rpartition(".")
+    return f"{head}.{edit(signature)}"
+
+
+def set_unused_bits(segment: str) -> str:
+    # A 256-byte RSA signature is 342 characters: the last one carries 4 unused bits.
+    assert len(segment) % 4 == 2 and B64URL.index(segment[-1]) % 16 == 0
+    return segment[:-1] + B64URL[B64URL.index(segment[-1]) + 1]
+
+
+# Twins of a valid token, by name: (the original, the twin). Each twin's
+# signature decodes to the very same bytes, so a lenient verifier accepts it,
+# and a cache or deny-list keyed on the token's text misses it.
+TWINS: dict[str, tuple[str, str]] = {
+    "signature in standard base64 ('+' and '/')": (URL_ONLY, twin(
+        URL_ONLY, lambda s: s.replace("-", "+").replace("_", "/"))),
+    "signature with non-zero unused bits": (GOOD, twin(GOOD, set_unused_bits)),
+    "signature in standard base64 with unused bits": (URL_ONLY, twin(
+        URL_ONLY, lambda s: set_unused_bits(s).replace("-", "+").replace("_", "/"))),
+}
 
 CORPUS: dict[str, tuple[str, str]] = {
     "alg none, no signature": (
@@ -130,6 +167,7 @@ CORPUS: dict[str, tuple[str, str]] = {
     "header is not JSON": ("bm90IGpzb24." + GOOD.split(".", 1)[1], "malformed"),
     "empty string": ("", "missing"),
     "non-ascii": (GOOD[:-3] + "é€", "malformed"),
+    **{name: (token, "malformed") for name, (_original, token) in TWINS.items()},
 }
 
 
@@ -185,3 +223,35 @@ def test_private_key_material_in_a_jwks_is_refused() -> None:
     jwk = {**public_jwk(KEY.public_key(), kid=KID, alg="RS256"), "d": base64.b64encode(b"x")}
     verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [jwk]}, now=at_now)
     assert verifier.authenticate(GOOD).signed_out_reason == "unknown_key"
+
+
+def test_each_twin_is_the_same_signature_spelt_differently(verifier: actas.Verifier) -> None:
+    """What makes the twins an attack: a lenient decoder gets the original's bytes."""
+    def lenient(token: str) -> bytes:
+        segment = token.rsplit(".", 1)[1]
+        return base64.b64decode(segment.replace("-", "+").replace("_", "/") + "==")
+
+    for name, (original, token) in TWINS.items():
+        assert token != original and lenient(token) == lenient(original), name
+        assert verifier.verify(original).user_id == "user_1"
+
+
+def test_an_es256_signature_has_one_accepted_form() -> None:
+    """(r, n - s) verifies mathematically wherever (r, s) does: only the low S is accepted."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    verifier = actas.Verifier(issuer=ISSUER, jwks={"keys": [public_jwk(
+        key.public_key(), kid="ec", alg="ES256")]}, cache_size=0, now=at_now)
+    for jti in range(16):  # our signer always gives the low S, whatever ECDSA drew
+        token = encode_compact({"kid": "ec", "typ": "JWT"}, claims(jti=f"jti_{jti}"), key,
+                               "ES256")
+        head, _, signature_b64 = token.rpartition(".")
+        signature = b64url_decode(signature_b64)
+        r, s = signature[:32], int.from_bytes(signature[32:], "big")
+        assert s <= P256_ORDER // 2
+        assert verifier.verify(token).user_id == "user_1"
+
+        high_s = f"{head}.{b64url_encode(r + (P256_ORDER - s).to_bytes(32, 'big'))}"
+        key.public_key().verify(encode_dss_signature(int.from_bytes(r, "big"), P256_ORDER - s),
+                                head.encode(), ec.ECDSA(hashes.SHA256()))  # valid ECDSA
+        auth = verifier.authenticate(high_s)
+        assert not auth.is_signed_in and auth.signed_out_reason == "bad_signature"
