@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import actas
-from actas.server import backend_api, dashboard, frontend_api, worker
+from actas.server import api_docs, backend_api, dashboard, frontend_api, worker
 from actas.server.http import errors
 from actas.server.http.limits import RequestLimits
 from actas.server.instance import Instance
@@ -42,11 +42,12 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
         title="actas",
         version=actas.__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: api_docs serves it
         redoc_url=None,
     )
     app.state.instance = instance
     errors.install(app)
+    api_docs.install(app)
     app.include_router(backend_api.router)
     app.include_router(frontend_api.router)
     dashboard.install(app)
