@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from actas.server.db.schema import Base
+from actas.server.http.bodies import RequestBody
 from tests.support.flows import create_user, sign_in
 
 BODIES: list[tuple[str, bytes]] = [
@@ -127,19 +128,81 @@ def test_oversized_body_is_refused_before_parsing(backend: TestClient) -> None:
     assert response.json()["errors"][0]["code"] == "request_body_too_large"
 
 
-def test_refused_requests_write_nothing(backend: TestClient, engine: Engine) -> None:
-    def row_counts() -> dict[str, int]:
-        with engine.connect() as connection:
-            return {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
-                    for t in Base.metadata.sorted_tables}
+def _row_counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {t.name: connection.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in Base.metadata.sorted_tables}
 
-    before = row_counts()
+
+def test_refused_requests_write_nothing(backend: TestClient, engine: Engine) -> None:
+    before = _row_counts(engine)
     for _name, body in BODIES:
         backend.post("/v1/users", content=body, headers={"Content-Type": "application/json"})
     # Valid email, then an invalid field: the user must not be half-created.
     backend.post("/v1/users", json={"email_address": ["ok@example.com", "bad"]})
     backend.post("/v1/users", json={"email_address": ["ok@example.com"], "password": "short"})
-    assert row_counts() == before
+    assert _row_counts(engine) == before
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_refused_and_nothing_is_written(
+        constant: str, backend: TestClient, browser: TestClient, engine: Engine) -> None:
+    """Python's JSON parser accepts NaN and ±Infinity; JSON has none. SQLite would store
+    them and serve ``null`` back, and a NaN in an actor would reach the JWT's ``act``."""
+    user = create_user(backend, public_metadata={"score": 1})
+    before = _row_counts(engine)
+    attempts = [
+        (backend, "POST", "/v1/users", "public_metadata",
+         '{"email_address": ["nan@example.com"], "public_metadata": {"score": %s}}'),
+        (backend, "PATCH", f"/v1/users/{user['id']}", "public_metadata",
+         '{"public_metadata": {"scores": [1, {"deep": %s}]}}'),
+        (backend, "POST", "/v1/actor_tokens", "actor",
+         '{"user_id": "' + user["id"] + '", "actor": {"sub": "op", "x": %s}, "reason": "r"}'),
+        (browser, "POST", "/v1/client/sign_ups", "unsafe_metadata",
+         '{"email_address": "nan@example.com", "password": "long enough password", '
+         '"unsafe_metadata": {"x": %s}}'),
+    ]
+    for client, method, path, param, body in attempts:
+        response = client.request(method, path, content=body % constant,
+                                  headers={"Content-Type": "application/json"})
+        assert response.status_code == 422, (path, response.text)
+        error = response.json()["errors"][0]
+        assert error["code"] == "form_param_format_invalid", (path, error)
+        assert error["meta"] == {"param_name": param}, (path, error)
+        assert error["message"] == (f"{param}: must be a finite number "
+                                    "(NaN, Infinity and -Infinity are not JSON)."), error
+    assert _row_counts(engine) == before
+    assert backend.get(f"/v1/users/{user['id']}").json()["public_metadata"] == {"score": 1}
+
+
+def _request_body_models() -> set[str]:
+    found: set[str] = set()
+    pending: list[type[RequestBody]] = [RequestBody]
+    while pending:
+        model = pending.pop()
+        found.add(model.__name__)
+        pending.extend(model.__subclasses__())
+    return found
+
+
+def test_every_json_request_body_is_checked_as_a_request_body(backend: TestClient) -> None:
+    """The value checks (NUL, surrogates, depth, NaN) live in ``RequestBody``: no endpoint
+    may take a JSON body that bypasses them."""
+    document = backend.get("/openapi.json").json()
+    models = _request_body_models()
+    bodies = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            for media_type, spec in content.items():
+                assert media_type == "application/json", (method, path, media_type)
+                schema = spec["schema"]  # a model, or an optional one: anyOf [model, null]
+                refs = [option["$ref"] for option in schema.get("anyOf", [schema])
+                        if option != {"type": "null"}]
+                assert len(refs) == 1, (method, path, schema)
+                assert refs[0].rpartition("/")[2] in models, (method, path, refs)
+                bodies += 1
+    assert bodies >= 5
 
 
 def test_free_form_json_that_could_never_be_served_back_is_refused(

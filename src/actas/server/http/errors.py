@@ -63,6 +63,8 @@ def _validation_error(error: dict[str, Any]) -> dict[str, Any]:
         message = f"{param} is not a parameter this endpoint accepts."
     else:
         detail = str(error.get("msg", "is invalid")).rstrip(".")
+        if kind == "value_error":  # our validators' own words, without pydantic's preamble
+            detail = detail.removeprefix("Value error, ")
         message = f"{param}: {detail}." if param else f"{detail}."
     return error_entry(code, message, **({"param_name": param} if param else {}))
 
