@@ -13,6 +13,7 @@ travels as ``meta`` (never a secret).
     │   ├── SessionNotActive            session_not_active     400
     │   ├── NotImpersonating            session_not_impersonated 400
     │   ├── ActorTokenNotPending        actor_token_not_pending 400
+    │   ├── WebhookUrlNotAllowed        webhook_url_not_allowed 422
     │   └── TicketRejected              ticket_*               400
     │       ├── TicketInvalid           ticket_invalid
     │       ├── TicketExpired           ticket_expired
@@ -100,6 +101,7 @@ __all__ = [
     "TokenSignatureInvalid",
     "TooManyRequests",
     "UserBanned",
+    "WebhookUrlNotAllowed",
 ]
 
 
@@ -254,6 +256,19 @@ class ActorTokenNotPending(InvalidRequest):
 
     code = "actor_token_not_pending"
     default_message = "Only a pending actor token can be revoked."
+
+
+class WebhookUrlNotAllowed(InvalidRequest):
+    """actas will not send webhooks to this URL; ``meta.reason`` says why.
+
+    Only http(s) URLs without credentials whose host resolves to public
+    addresses only, unless ``ACTAS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS`` allows
+    loopback and private ones too (see ``actas.server.webhook_urls``).
+    """
+
+    code = "webhook_url_not_allowed"
+    http_status = 422
+    default_message = "actas does not send webhooks to this URL."
 
 
 class TicketRejected(InvalidRequest):

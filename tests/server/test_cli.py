@@ -313,3 +313,31 @@ def test_serve_with_bad_configuration_exits_2_with_one_line(tmp_path: Path, vari
     assert len(lines) == 1, described(result)
     assert variable in lines[0], described(result)
     assert "sk_" not in result.stdout
+
+
+# -- operators: the lifecycle -----------------------------------------------------------------
+
+def test_operators_lifecycle_disable_enable_set_role_list_each_audited(tmp_path: Path) -> None:
+    def actas(*args: str) -> subprocess.CompletedProcess[str]:
+        result = run_actas("operators", *args, "--data-dir", "data", cwd=tmp_path)
+        assert result.returncode == 0, described(result)
+        return result
+
+    created = json.loads(actas("create", "--email", "sam@support.test", "--role", "support",
+                               "--password", PASSWORD).stdout)
+    disabled = json.loads(actas("disable", "Sam@Support.test").stdout)
+    assert (disabled["id"], disabled["disabled"]) == (created["id"], True)
+    assert json.loads(actas("enable", created["id"]).stdout)["disabled"] is False
+    assert json.loads(actas("set-role", created["id"], "viewer").stdout)["role"] == "viewer"
+    [listed] = [json.loads(line) for line in actas("list").stdout.splitlines()]
+    assert listed == {"id": created["id"], "email_address": "sam@support.test", "name": None,
+                      "role": "viewer", "disabled": False}
+
+    missing = run_actas("operators", "disable", "nobody@support.test", "--data-dir", "data",
+                        cwd=tmp_path)
+    assert missing.returncode == 2 and "No operator" in missing.stderr, described(missing)
+
+    with sqlite3.connect(tmp_path / "data" / "actas.db") as db:
+        types = [row[0] for row in db.execute(
+            "SELECT type FROM audit_events WHERE type LIKE 'operator.%' ORDER BY seq")]
+    assert types == ["operator.disabled", "operator.enabled", "operator.role_changed"]

@@ -4,7 +4,8 @@ A real HTTP receiver runs in a thread on 127.0.0.1; deliveries go through
 ``webhooks.deliver_due`` / ``worker.run_once`` with a real ``httpx.Client``,
 and, at the end, through the worker loop of a real ``actas serve`` process.
 Time moves only through the ``clock`` fixture, except where the server process
-is involved.
+is involved. The receiver is on loopback, which actas refuses by default: these
+tests allow private networks (the refusal is tested in test_webhook_urls.py).
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ from tests.support.processes import ActasServer, actas_env, free_port
 DELIVERIES = WebhookDelivery.__table__
 REASON = "ticket #42"
 DEADLINE = 120.0  # seconds the serving process gets to deliver (bounds a hang only)
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    return {"webhooks_allow_private_networks": True}
 
 
 # -- a real receiver ---------------------------------------------------------------------
@@ -474,7 +480,8 @@ SERVE_SECRET_KEY = "sk_test_" + "w" * 40
 def test_a_serving_process_delivers_in_the_background(
         tmp_path: Path, database_url: str, engine: Engine, receiver: Receiver) -> None:
     env = actas_env(ACTAS_SECRET_KEY=SERVE_SECRET_KEY,
-                    ACTAS_INSTANCE_SECRET="serve-instance-secret-" + "v" * 32)
+                    ACTAS_INSTANCE_SECRET="serve-instance-secret-" + "v" * 32,
+                    ACTAS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS="true")
     with ActasServer(["--data-dir", "data", "--database-url", database_url], cwd=tmp_path,
                      env=env) as server, httpx.Client(
             base_url=server.url, timeout=10, trust_env=False,

@@ -1,4 +1,5 @@
-"""The ``actas`` command: serve, dev, migrate, keys rotate, users create, operators create,
+"""The ``actas`` command: serve, dev, migrate, keys rotate, users create, operators
+create|list|disable|enable|set-role,
 audit verify."""
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ def _parser() -> argparse.ArgumentParser:
                               help="owner/admin/support may impersonate; only owner may "
                               "impersonate protected users; viewer may not impersonate")
     new_operator.add_argument("--password", help="prompted, or read from stdin, when omitted")
+    listing = operator_commands.add_parser("list", help="every operator, one JSON line each")
+    _settings_flags(listing)
+    for name, what in (("disable", "disable an operator: signs them out of the dashboard and "
+                                   "ends every impersonation they run"),
+                       ("enable", "enable a disabled operator again"),
+                       ("set-role", "change an operator's role")):
+        change = operator_commands.add_parser(name, help=what)
+        _settings_flags(change)
+        change.add_argument("operator", help="the operator's id (op_…) or email address")
+        if name == "set-role":
+            change.add_argument("role", choices=["owner", "admin", "support", "viewer"])
 
     audit = commands.add_parser("audit", help="the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
@@ -150,6 +162,29 @@ def _create_operator(args: argparse.Namespace) -> None:
                           "role": operator.role}))
 
 
+def _change_operator(args: argparse.Namespace) -> None:
+    from actas.server import operators
+    from actas.server.audit import RequestOrigin
+
+    instance = _instance(args)
+    by, origin = "cli", RequestOrigin(user_agent="actas cli")
+    with instance.transaction() as db:
+        if args.operators_command == "list":
+            for operator in operators.list_all(db):
+                print(json.dumps({"id": operator.id, "email_address": operator.email_address,
+                                  "name": operator.name, "role": operator.role,
+                                  "disabled": operator.disabled}))
+            return
+        operator = operators.find(db, args.operator)
+        if args.operators_command == "set-role":
+            operators.set_role(db, instance, operator, args.role, by=by, origin=origin)
+        else:
+            operators.set_disabled(db, instance, operator, args.operators_command == "disable",
+                                   by=by, origin=origin)
+        print(json.dumps({"id": operator.id, "email_address": operator.email_address,
+                          "role": operator.role, "disabled": operator.disabled}))
+
+
 def _verify_audit(args: argparse.Namespace) -> int:
     instance = _instance(args)
     with instance.transaction() as db:
@@ -191,8 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _rotate(args)
         elif args.command == "users":
             _create_user(args)
-        elif args.command == "operators":
+        elif args.command == "operators" and args.operators_command == "create":
             _create_operator(args)
+        elif args.command == "operators":
+            _change_operator(args)
         elif args.command == "audit":
             return _verify_audit(args)
     except ActasError as error:

@@ -1,7 +1,8 @@
 """``actas dev``: actas and the demo application together, on SQLite, with seeded data.
 
 For a first look and for the browser tests, never for production: cookies
-are not ``Secure`` (plain http on localhost), the password hashing preset
+are not ``Secure`` (plain http on localhost), webhooks may go to loopback and
+private addresses (a receiver on this machine), the password hashing preset
 is the production one but the demo passwords are printed on the terminal.
 """
 
@@ -82,7 +83,7 @@ def run(config: DevConfig) -> None:
     settings = load_settings(
         data_dir=config.data_dir, host=config.host, port=config.port,
         frontend_api_url=actas_url, allowed_origins=app_url, application_url=app_url,
-        cookie_secure=False, **(config.extra or {}))
+        cookie_secure=False, webhooks_allow_private_networks=True, **(config.extra or {}))
     instance = Instance.start(settings)
     seed(instance)
     secret_key_file = Path(config.data_dir) / "dev_secret_key"

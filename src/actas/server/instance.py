@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -24,6 +24,7 @@ from actas.server.db.schema import SecretKey
 from actas.server.passwords import PasswordHasher
 from actas.server.settings import Settings
 from actas.server.signing_keys import KeyRing
+from actas.server.webhook_urls import Resolver, system_resolver
 
 
 @dataclass
@@ -34,10 +35,12 @@ class Instance:
     passwords: PasswordHasher
     keys: KeyRing
     audit: AuditLog
+    # Host names to addresses, for the webhook URL check (injected by tests).
+    resolve: Resolver = field(default=system_resolver)
 
     @classmethod
     def start(cls, settings: Settings, *, clock: Clock | None = None,
-              engine: Engine | None = None) -> Instance:
+              engine: Engine | None = None, resolve: Resolver | None = None) -> Instance:
         """Connect, apply migrations and make sure a signing key exists."""
         instance = cls(
             settings=settings,
@@ -46,6 +49,7 @@ class Instance:
             passwords=PasswordHasher(settings.password_hashing),
             keys=KeyRing(settings.instance_secret),
             audit=AuditLog(settings.instance_secret),
+            resolve=resolve or system_resolver,
         )
         migrate(instance.engine)
         with instance.transaction() as db:

@@ -2,11 +2,20 @@
 
 ``verify`` follows argon2-cffi's rule: it raises on every failure and
 returns only on success, so a forgotten check cannot pass a wrong password.
+
+Each hash holds 64 MiB (the production preset) while it runs, so a burst of
+sign-ups or sign-ins would take the process's memory with it: a
+``PasswordHasher`` computes at most ``max_concurrent`` hashes at once (the
+number of cores by default) and the rest wait their turn. The instance has
+one, which every sign-in, sign-up, password change and operator sign-in goes
+through, so the bound is process-wide.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+import threading
+from typing import Literal, Protocol
 
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -32,20 +41,42 @@ MIN_LENGTH = 8
 MAX_LENGTH = 1024  # argon2 hashes any length; the cap stops a 100 MB "password"
 
 
+class Argon2(Protocol):
+    """What ``PasswordHasher`` uses of ``argon2.PasswordHasher``."""
+
+    def hash(self, password: str) -> str: ...
+
+    def verify(self, hash: str, password: str) -> bool: ...
+
+    def check_needs_rehash(self, hash: str) -> bool: ...
+
+
+def default_concurrency() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class PasswordHasher:
-    def __init__(self, preset: PasswordPreset = "rfc9106-low-memory") -> None:
-        self._hasher = PRESETS[preset]
+    def __init__(self, preset: PasswordPreset = "rfc9106-low-memory", *,
+                 max_concurrent: int | None = None, hasher: Argon2 | None = None) -> None:
+        self._hasher: Argon2 = hasher or PRESETS[preset]
+        self._slots = threading.BoundedSemaphore(max_concurrent or default_concurrency())
         # Verified against when the user does not exist, so that a sign-in for
         # an unknown email costs the same time as one with a wrong password.
-        self._dummy_hash = self._hasher.hash("actas-dummy-password")
+        self._dummy_hash = self.hash("actas-dummy-password")
 
     def hash(self, password: str) -> str:
-        return self._hasher.hash(password)
+        with self._slots:
+            return self._hasher.hash(password)
 
     def verify(self, stored_hash: str | None, password: str) -> None:
         """Return if ``password`` matches ``stored_hash``; raise ``InvalidCredentials`` if not."""
         try:
-            self._hasher.verify(stored_hash or self._dummy_hash, password)
+            with self._slots:
+                self._hasher.verify(stored_hash or self._dummy_hash, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             raise InvalidCredentials() from None
         if stored_hash is None:

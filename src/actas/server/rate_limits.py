@@ -1,64 +1,169 @@
-"""Limits on failed sign-ins, counted from the audit log itself.
+"""Rate limits: one counter row per (scope, key, window), exact under concurrency.
 
-Every failed attempt is an audit event anyway (who tried, from where), so
-the limiter counts those events in a sliding window instead of keeping
-counters of its own: one source of truth, shared by every replica. The
-count and the new failure are written under a lock on the identifier
-(a PostgreSQL advisory lock; SQLite serialises writers already), so
-parallel guesses cannot all slip in under the limit.
+A ``Budget`` allows ``limit`` charges per key (an address, an account, a
+ticket) in each window. ``spend`` charges several budgets at once, or none
+of them and raises ``TooManyRequests``. It first upserts each counter row
+(``INSERT … ON CONFLICT DO UPDATE``, which on PostgreSQL locks the row until
+the transaction ends; SQLite's ``BEGIN IMMEDIATE`` admits one writer at a
+time), then reads and increments them: parallel requests on any number of
+replicas queue on the row, so a limit of 100 lets exactly 100 through. Rows
+are locked in sorted order, so two requests never wait on each other in a
+circle. The counters are shared by every replica, in the database.
 
-Three limits apply: per identifier and address (stops one attacker), per
-address (stops one attacker trying many accounts), and a higher one per
-identifier (stops a distributed attack, at the price that it can lock the
-account out for the window).
+Limits on failures (a wrong password, a refused ticket) reserve and refund:
+``spend`` before the attempt, in a short transaction of its own, and
+``refund`` when it succeeded. An attempt in flight counts, so parallel
+attempts cannot slip under the limit, and the slow part (a password hash)
+runs outside any transaction; an attempt whose process died stays counted.
+
+Windows are fixed (aligned on multiples of their length), not sliding:
+cheap, one row per key and window, at the price that a key may spend its
+budget at the end of one window and again at the start of the next.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import TooManyRequests
 from actas.server.audit import RequestOrigin
-from actas.server.db.schema import AuditEvent
+from actas.server.db.schema import RateLimitCounter
 
 WINDOW_MS = 15 * 60 * 1000
+# Counters outlive their window by this much: a late refund still finds its row,
+# and the worker summarises closed windows (redemption refusals) before pruning.
+KEEP_AFTER_WINDOW_MS = 60 * 60 * 1000
+_MAX_KEY = 512  # the column; longer keys are stored as their digest
 
 
 @dataclass(frozen=True)
-class Limits:
-    per_identifier_and_address: int
-    per_address: int
-    per_identifier: int
+class Budget:
+    """At most ``limit`` charges per key of ``scope`` in each window of ``window_ms``."""
+
+    scope: str
+    limit: int
+    window_ms: int = WINDOW_MS
 
 
-OPERATOR_SIGN_IN = Limits(per_identifier_and_address=5, per_address=30, per_identifier=20)
-USER_SIGN_IN = Limits(per_identifier_and_address=10, per_address=100, per_identifier=50)
+@dataclass(frozen=True)
+class Charge:
+    """What ``spend`` took, in lock order, for ``refund`` to give back."""
+
+    counters: tuple[tuple[str, str, int], ...]  # (scope, stored key, window start)
 
 
-def check(db: Db, *, failure_type: str, identifier: str, origin: RequestOrigin,
-          now_ms: int, limits: Limits) -> None:
-    """Raise ``TooManyRequests`` when a limit is reached; hold the identifier's lock.
+def spend(db: Db, charges: Sequence[tuple[Budget, str]], *, now_ms: int, what: str) -> Charge:
+    """Charge one to each ``(budget, key)``; if any is used up, raise and charge none.
 
-    Call it first in the transaction that verifies the password and writes the
-    failure (if any), so that check and write are atomic.
+    ``what`` names what is counted, for the error message ("failed sign-ins").
     """
-    if db.get_bind().dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                   {"key": f"{failure_type}:{identifier}"})
-    since = now_ms - WINDOW_MS
-    recent = select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.type == failure_type, AuditEvent.occurred_at > since)
-    by_identifier = db.scalar(recent.where(AuditEvent.actor_sub == identifier)) or 0
-    by_both = by_address = 0
-    if origin.ip_address is not None:
-        by_address = db.scalar(recent.where(AuditEvent.ip_address == origin.ip_address)) or 0
-        by_both = db.scalar(recent.where(AuditEvent.actor_sub == identifier,
-                                         AuditEvent.ip_address == origin.ip_address)) or 0
-    if (by_both >= limits.per_identifier_and_address or by_address >= limits.per_address
-            or by_identifier >= limits.per_identifier):
+    wanted: dict[tuple[str, str, int], Budget] = {}
+    for budget, key in charges:
+        wanted[(budget.scope, _stored(key), now_ms - now_ms % budget.window_ms)] = budget
+    counters = tuple(sorted(wanted))
+    for scope, key, start in counters:
+        _upsert(db, scope, key, start, expires_at=start + wanted[(scope, key, start)].window_ms,
+                add=0)  # locks the row (PostgreSQL) before it is read
+    full = [(counter, budget) for counter, budget in wanted.items()
+            if _hits(db, *counter) >= budget.limit]
+    if full:
+        wait_ms = max(start + budget.window_ms - now_ms for (_, _, start), budget in full)
+        minutes = -(-wait_ms // 60_000)
         raise TooManyRequests(
-            "Too many failed sign-ins. Wait 15 minutes and try again.",
-            retry_after_seconds=WINDOW_MS // 1000)
+            f"Too many {what}. Wait {minutes} minute{'s' if minutes != 1 else ''} and try "
+            "again.", retry_after_seconds=-(-wait_ms // 1000))
+    for counter in counters:
+        db.execute(update(RateLimitCounter).where(_is(*counter))
+                   .values(hits=RateLimitCounter.hits + 1))
+    return Charge(counters)
+
+
+def refund(db: Db, charge: Charge) -> None:
+    """Give back what ``spend`` took (the attempt succeeded, so it was no failure)."""
+    for counter in charge.counters:
+        db.execute(update(RateLimitCounter)
+                   .where(_is(*counter), RateLimitCounter.hits > 0)
+                   .values(hits=RateLimitCounter.hits - 1))
+
+
+def count(db: Db, *, scope: str, key: str, now_ms: int, window_ms: int = WINDOW_MS) -> int:
+    """Add one to ``key``'s count in the current window, without a limit; return the count."""
+    start = now_ms - now_ms % window_ms
+    stored = _stored(key)
+    _upsert(db, scope, stored, start, expires_at=start + window_ms, add=1)
+    return _hits(db, scope, stored, start)
+
+
+def prune(db: Db, *, now_ms: int) -> int:
+    """Delete counters whose window closed long enough ago; return how many."""
+    result = db.execute(delete(RateLimitCounter).where(
+        RateLimitCounter.expires_at < now_ms - KEEP_AFTER_WINDOW_MS))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def address_of(origin: RequestOrigin) -> str:
+    """The key of a request's address; requests without one share a single budget."""
+    return origin.ip_address or "unknown"
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    """Failed sign-ins allowed per window, counted per account and per address.
+
+    Three limits: per account and address (stops one attacker), per address
+    (stops one attacker trying many accounts), and a higher one per account
+    (stops a distributed attack, at the price that it can lock the account out
+    for the window). The account is the user's id when the identifier names a
+    user, so a username and each email address share one budget; the
+    identifier itself otherwise.
+    """
+
+    name: str
+    per_account_and_address: int
+    per_address: int
+    per_account: int
+
+    def spend(self, db: Db, *, account: str, origin: RequestOrigin, now_ms: int) -> Charge:
+        address = address_of(origin)
+        return spend(db, [
+            (Budget(f"{self.name}:account", self.per_account), account),
+            (Budget(f"{self.name}:address", self.per_address), address),
+            (Budget(f"{self.name}:account_address", self.per_account_and_address),
+             f"{account}|{address}"),
+        ], now_ms=now_ms, what="failed sign-ins")
+
+
+OPERATOR_SIGN_IN = SignInLimits("operator_sign_in", per_account_and_address=5, per_address=30,
+                                per_account=20)
+USER_SIGN_IN = SignInLimits("user_sign_in", per_account_and_address=10, per_address=100,
+                            per_account=50)
+
+
+def _stored(key: str) -> str:
+    if len(key) <= _MAX_KEY:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def _is(scope: str, key: str, start: int) -> ColumnElement[bool]:
+    return and_(RateLimitCounter.scope == scope, RateLimitCounter.key == key,
+                RateLimitCounter.window_start == start)
+
+
+def _hits(db: Db, scope: str, key: str, start: int) -> int:
+    return db.scalar(select(RateLimitCounter.hits).where(_is(scope, key, start))) or 0
+
+
+def _upsert(db: Db, scope: str, key: str, start: int, *, expires_at: int, add: int) -> None:
+    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(RateLimitCounter).values(
+        scope=scope, key=key, window_start=start, hits=add, expires_at=expires_at)
+    db.execute(statement.on_conflict_do_update(
+        index_elements=["scope", "key", "window_start"],
+        set_={"hits": statement.excluded.hits + RateLimitCounter.hits}))

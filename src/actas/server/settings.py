@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from actas._errors import ConfigurationInvalid
 from actas._jws import ALGORITHMS, Algorithm
+from actas.server import private_files
 from actas.server.credentials import SECRET_KEY_PREFIX, Secret
 from actas.server.passwords import PasswordPreset
 
@@ -44,6 +45,13 @@ class Settings:
     password_hashing: PasswordPreset = "rfc9106-low-memory"  # noqa: S105  (a preset name)
     cookie_secure: bool = True
     max_body_bytes: int = 1_000_000
+    # Webhooks go to public addresses only unless this is on (local development,
+    # a receiver on the same private network); see actas.server.webhook_urls.
+    webhooks_allow_private_networks: bool = False
+    # Rate limits per 15-minute window (see actas.server.rate_limits).
+    sign_ups_per_address: int = 20
+    ticket_failures_per_address: int = 20
+    ticket_failures_per_ticket: int = 10
     # Impersonation policy.
     application_url: str | None = None  # where an accepted ticket lands; see landing_url
     actor_token_max_expires_in: int = 1 * DAY
@@ -96,6 +104,10 @@ _ENV = {
     "require_reason": "ACTAS_REQUIRE_REASON",
     "allow_nested_impersonation": "ACTAS_ALLOW_NESTED_IMPERSONATION",
     "protected_metadata_rules": "ACTAS_PROTECTED_METADATA_RULES",
+    "webhooks_allow_private_networks": "ACTAS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS",
+    "sign_ups_per_address": "ACTAS_SIGN_UPS_PER_ADDRESS",
+    "ticket_failures_per_address": "ACTAS_TICKET_FAILURES_PER_ADDRESS",
+    "ticket_failures_per_ticket": "ACTAS_TICKET_FAILURES_PER_TICKET",
 }
 
 _INT_BOUNDS = {
@@ -106,6 +118,9 @@ _INT_BOUNDS = {
     "actor_token_max_expires_in": (60, 30 * DAY),
     "impersonation_max_duration": (60, DAY),
     "impersonation_inactivity_timeout": (30, DAY),
+    "sign_ups_per_address": (1, 1_000_000),
+    "ticket_failures_per_address": (1, 1_000_000),
+    "ticket_failures_per_ticket": (1, 1_000_000),
 }
 
 
@@ -165,7 +180,8 @@ def load_settings(
                 f"ACTAS_PASSWORD_HASHING must be one of {', '.join(get_args(PasswordPreset))}."
             )
         values["password_hashing"] = raw["password_hashing"]
-    for name in ("cookie_secure", "require_reason", "allow_nested_impersonation"):
+    for name in ("cookie_secure", "require_reason", "allow_nested_impersonation",
+                 "webhooks_allow_private_networks"):
         if name in raw:
             values[name] = _bool(name, raw[name])
     if "application_url" in raw:
@@ -240,7 +256,7 @@ def _instance_secret(given: Any, data_dir: Path) -> Secret:
     path = data_dir / "instance_secret"
     if path.exists():
         return Secret(path.read_text().strip())
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_files.private_directory(data_dir)
     value = secrets.token_urlsafe(48)
     # Created with owner-only permissions from the first byte, not chmod-ed after.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session as Db
 from actas._errors import FormParamInvalid, IdentifierExists, ResourceNotFound, UserBanned
 from actas.server import ids, passwords
 from actas.server.audit import Record, RequestOrigin
-from actas.server.db.schema import EmailAddress, User
+from actas.server.db.schema import ActorToken, EmailAddress, User
 from actas.server.db.schema import Session as SessionRow
 from actas.server.instance import Instance
 
@@ -360,11 +360,40 @@ def update_metadata(db: Db, instance: Instance, user: User, changes: dict[str, A
     return user
 
 
-def delete_user(db: Db, user: User) -> None:
-    # Sessions and email addresses go with the user (ON DELETE CASCADE); the
-    # explicit delete keeps SQLite and PostgreSQL identical even if a
+def delete_user(db: Db, instance: Instance, user: User, *, origin: RequestOrigin,
+                by: str, session_id: str | None = None) -> None:
+    """Delete ``user``: first end their live sessions and revoke their pending actor
+    tokens (each audited), then record ``user.deleted``, then remove the rows.
+
+    The audit trail outlives the user: events name the user by id and have no
+    foreign key, so who impersonated them, when and why stays provable.
+    """
+    from actas.server import sessions  # sessions builds on users; this is the one way back
+
+    now = instance.now_ms()
+    live = sessions.list_sessions(
+        db, sessions.SessionQuery(user_id=user.id, status="active", limit=1_000_000), now,
+        for_update=True)
+    others = [row for row in live if row.id != session_id]  # the caller's ends with the row
+    for row in others:
+        sessions.end(db, instance, row, status="revoked", origin=origin, by=by)
+    pending = db.scalars(select(ActorToken).where(ActorToken.user_id == user.id,
+                                                  ActorToken.status == "pending")
+                         .with_for_update()).all()
+    for token in pending:
+        token.status, token.revoked_at, token.updated_at = "revoked", now, now
+        instance.record(db, Record(type="actor_token.revoked", actor_sub=token.actor_sub,
+                                   user_id=user.id, actor_token_id=token.id, origin=origin,
+                                   data={"revoked_by": by, "because": "user.deleted"}))
+    instance.record(db, Record(type="user.deleted", user_id=user.id, session_id=session_id,
+                               origin=origin, data={"deleted_by": by,
+                                                    "sessions_ended": len(others),
+                                                    "actor_tokens_revoked": len(pending)}))
+    # Sessions, tokens and email addresses go with the user (ON DELETE CASCADE);
+    # the explicit deletes keep SQLite and PostgreSQL identical even if a
     # connection somehow runs without foreign keys enforced.
     db.execute(delete(SessionRow).where(SessionRow.user_id == user.id))
+    db.execute(delete(ActorToken).where(ActorToken.user_id == user.id))
     db.delete(user)
     db.flush()
 

@@ -6,6 +6,11 @@ and exponential backoff. A slow or failing endpoint therefore never blocks
 or fails the request that caused the event, and nothing is lost if the
 process stops between the two.
 
+Endpoints must be public http(s) URLs, checked when registered and again
+before each delivery, which then goes to the checked address
+(``actas.server.webhook_urls``); a refused delivery is retried like a failed
+one, in case the name points somewhere public again, and never sent.
+
 Signature (https://www.standardwebhooks.com/): headers ``webhook-id``,
 ``webhook-timestamp`` and ``webhook-signature: v1,<base64 HMAC-SHA256 of
 "{id}.{timestamp}.{body}">`` keyed with the endpoint's ``whsec_`` secret.
@@ -23,14 +28,13 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import FormParamInvalid, ResourceNotFound
-from actas.server import ids
+from actas._errors import ResourceNotFound, WebhookUrlNotAllowed
+from actas.server import ids, webhook_urls
 from actas.server.credentials import Secret
 from actas.server.db.schema import AuditEvent, WebhookDelivery, WebhookEndpoint
 from actas.server.sealing import Sealer
@@ -55,17 +59,24 @@ def _sealer(instance: Instance) -> Sealer:
     return Sealer(instance.settings.instance_secret, "webhook-secrets")
 
 
-def create_endpoint(db: Db, instance: Instance, *, url: str, event_types: Sequence[str]
-                    ) -> tuple[WebhookEndpoint, Secret]:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise FormParamInvalid("url must be an http(s) URL.", code="form_param_format_invalid",
-                               param_name="url")
+def check_url(instance: Instance, url: str) -> webhook_urls.Target:
+    """Raise ``WebhookUrlNotAllowed`` unless ``url`` may receive webhooks.
+
+    Resolves the host name: call it outside a database transaction.
+    """
+    return webhook_urls.check(
+        url, allow_private=instance.settings.webhooks_allow_private_networks,
+        resolve=instance.resolve)
+
+
+def create_endpoint(db: Db, instance: Instance, *, target: webhook_urls.Target,
+                    event_types: Sequence[str]) -> tuple[WebhookEndpoint, Secret]:
+    """Register an endpoint for a URL that ``check_url`` accepted."""
     now = instance.now_ms()
     secret = Secret(SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode())
     endpoint_id = ids.new_id(ENDPOINT, now)
     row = WebhookEndpoint(
-        id=endpoint_id, url=url, event_types=list(event_types),
+        id=endpoint_id, url=target.checked_url, event_types=list(event_types),
         secret_ciphertext=_sealer(instance).seal(secret.reveal().encode(), bound_to=endpoint_id),
         disabled=False, created_at=now, updated_at=now,
     )
@@ -172,10 +183,15 @@ def deliver_due(instance: Instance, client: httpx.Client, *, limit: int = 50) ->
         }
         error: str | None = None
         try:
-            response = client.post(item.url, content=item.body, headers=headers,
-                                   timeout=TIMEOUT_SECONDS)
+            # Checked again now: the name may resolve elsewhere than at registration.
+            target = check_url(instance, item.url)
+            response = client.post(target.url, content=item.body,
+                                   headers={**headers, **target.headers},
+                                   extensions=target.extensions, timeout=TIMEOUT_SECONDS)
             if not 200 <= response.status_code < 300:
                 error = f"HTTP {response.status_code}"
+        except WebhookUrlNotAllowed as refused:
+            error = f"not sent: {refused.message}"[:500]
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         _settle(instance, item, error)

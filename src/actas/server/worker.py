@@ -1,4 +1,4 @@
-"""Background work of a serving process: webhook deliveries and lapsed sessions.
+"""Background work of a serving process: webhooks, lapsed sessions, rate-limit counters.
 
 Runs as one asyncio task per process, doing its (blocking, database-bound)
 rounds in a worker thread. Every replica may run it: deliveries are claimed
@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from actas.server import sessions, webhooks
+from actas.server import rate_limits, sessions, webhooks
+from actas.server.impersonation import redemption
 from actas.server.instance import Instance
 
 log = logging.getLogger("actas.worker")
@@ -24,8 +25,12 @@ INTERVAL_SECONDS = 1.0
 
 
 def run_once(instance: Instance, client: httpx.Client) -> None:
-    """One round: settle sessions that lapsed, then send due webhooks."""
+    """One round: settle lapsed sessions, summarise repeated ticket refusals, drop old
+    rate-limit counters, then send due webhooks."""
     sessions.settle_lapsed(instance)
+    redemption.summarise_refusals(instance)  # before pruning the counters it reads
+    with instance.transaction() as db:
+        rate_limits.prune(db, now_ms=instance.now_ms())
     webhooks.deliver_due(instance, client)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -28,8 +29,17 @@ def dashboard(instance: Instance) -> Iterator[TestClient]:
         yield client
 
 
+def post_sign_in(client: TestClient, email: str, password: str) -> Any:
+    """Sign in as a person does: load the form (its cookie and token), then submit it."""
+    form = client.get("/dashboard/sign_in").text
+    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form)
+    assert match, form
+    return client.post("/dashboard/sign_in", data={"email": email, "password": password,
+                                                   "csrf_token": match.group(1)})
+
+
 def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
-    response = client.post("/dashboard/sign_in", data={"email": email, "password": password})
+    response = post_sign_in(client, email, password)
     assert response.status_code == 303, response.text
     return csrf(client)
 
@@ -39,6 +49,34 @@ def csrf(client: TestClient) -> str:
     match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
     assert match, page
     return match.group(1)
+
+
+def test_sign_in_from_another_site_is_refused(dashboard: TestClient, instance: Instance,
+                                             app_client: TestClient) -> None:
+    """Login CSRF: a page elsewhere must not sign this browser into its author's account."""
+    _operator(instance, "mallory@support.test", "support")
+    forged = {"email": "mallory@support.test", "password": PASSWORD}
+    no_token = dashboard.post("/dashboard/sign_in", data=forged)
+    assert no_token.status_code == 403 and "This form has expired" in no_token.text
+
+    # A token the attacker fetched in their own browser is bound to their cookie.
+    other_form = app_client.get("/dashboard/sign_in").text
+    stolen = re.search(r'name="csrf_token" value="([0-9a-f]+)"', other_form)
+    assert stolen
+    replayed = dashboard.post("/dashboard/sign_in", data={**forged,
+                                                          "csrf_token": stolen.group(1)})
+    assert replayed.status_code == 403
+
+    # Even with this browser's own cookie and token, a cross-site Origin is refused.
+    mine = re.search(r'name="csrf_token" value="([0-9a-f]+)"',
+                     dashboard.get("/dashboard/sign_in").text)
+    assert mine
+    cross_site = dashboard.post("/dashboard/sign_in", data={**forged,
+                                                            "csrf_token": mine.group(1)},
+                                headers={"Origin": "https://evil.example"})
+    assert cross_site.status_code == 403
+    assert dashboard.get("/dashboard/users").status_code == 303  # still signed out
+    assert post_sign_in(dashboard, "mallory@support.test", PASSWORD).status_code == 303
 
 
 def test_pages_need_a_signed_in_operator(dashboard: TestClient) -> None:
@@ -51,8 +89,7 @@ def test_pages_need_a_signed_in_operator(dashboard: TestClient) -> None:
 def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_ends_it(
         dashboard: TestClient, instance: Instance) -> None:
     _operator(instance, "alice@support.test", "support")
-    response = dashboard.post("/dashboard/sign_in",
-                              data={"email": "Alice@Support.test", "password": PASSWORD})
+    response = post_sign_in(dashboard, "Alice@Support.test", PASSWORD)
     cookie = response.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/dashboard" in cookie
     token = csrf(dashboard)
@@ -64,11 +101,9 @@ def test_wrong_password_is_refused_and_then_rate_limited(dashboard: TestClient,
                                                          instance: Instance) -> None:
     _operator(instance, "alice@support.test", "support")
     for _ in range(5):
-        wrong = dashboard.post("/dashboard/sign_in",
-                               data={"email": "alice@support.test", "password": "nope"})
+        wrong = post_sign_in(dashboard, "alice@support.test", "nope")
         assert wrong.status_code == 401 and "do not match" in wrong.text
-    limited = dashboard.post("/dashboard/sign_in",
-                             data={"email": "alice@support.test", "password": PASSWORD})
+    limited = post_sign_in(dashboard, "alice@support.test", PASSWORD)
     assert limited.status_code == 429 and "Too many failed sign-ins" in limited.text
 
 
@@ -76,8 +111,7 @@ def test_rate_limit_window_passes(dashboard: TestClient, instance: Instance,
                                   clock: FrozenClock) -> None:
     _operator(instance, "alice@support.test", "support")
     for _ in range(5):
-        dashboard.post("/dashboard/sign_in", data={"email": "alice@support.test",
-                                                   "password": "nope"})
+        post_sign_in(dashboard, "alice@support.test", "nope")
     clock.advance(seconds=15 * 60 + 1)
     sign_in(dashboard, "alice@support.test")
 
@@ -238,3 +272,50 @@ def test_search_finds_by_email_prefix_id_username_and_name_prefix(
         assert found(query), query
     for query in ("grace@", "hopper", "lovelacex", "%", "_"):
         assert not found(query), query
+
+
+def test_owners_disable_enable_and_change_roles_of_operators(
+        dashboard: TestClient, backend: TestClient, instance: Instance) -> None:
+    _operator(instance, "olive@support.test", "owner")
+    sam = _operator(instance, "sam@support.test", "support")
+    ada = create_user(backend)
+    with TestClient(dashboard.app, base_url="https://actas.test",
+                    follow_redirects=False) as sams_browser:
+        sams_token = sign_in(sams_browser, "sam@support.test")
+        impersonating = sams_browser.post(f"/dashboard/users/{ada['id']}/impersonate",
+                                          data={"csrf_token": sams_token, "reason": "r"})
+        assert impersonating.status_code == 303
+        assert sams_browser.get("/dashboard/operators").status_code == 403  # owners only
+
+        token = sign_in(dashboard, "olive@support.test")
+        page = dashboard.get("/dashboard/operators")
+        assert page.status_code == 200 and "sam@support.test" in page.text
+        disabled = dashboard.post(f"/dashboard/operators/{sam}/disable",
+                                  data={"csrf_token": token})
+        assert disabled.headers["location"] == "/dashboard/operators?notice=disabled"
+
+        assert sams_browser.get("/dashboard/users").status_code == 303  # signed out at once
+        [token_row] = backend.get("/v1/actor_tokens", params={"user_id": ada["id"]}).json()
+        assert token_row["status"] == "revoked"  # the ticket they had asked for
+        assert dashboard.post(f"/dashboard/operators/{sam}/enable",
+                              data={"csrf_token": token}).status_code == 303
+        assert dashboard.post(f"/dashboard/operators/{sam}/role",
+                              data={"csrf_token": token, "role": "viewer"}).status_code == 303
+        forged = dashboard.post(f"/dashboard/operators/{sam}/disable", data={"csrf_token": "x"})
+        assert forged.status_code == 403
+
+    types = [e["type"] for e in backend.get("/v1/audit_events").json()["data"]
+             if e["type"].startswith("operator.") and e["actor_sub"] != sam]
+    assert {"operator.disabled", "operator.enabled", "operator.role_changed"} <= set(types)
+    with instance.transaction() as db:
+        assert operators.get(db, sam).role == "viewer"
+
+
+def test_an_owner_cannot_change_their_own_account(dashboard: TestClient,
+                                                  instance: Instance) -> None:
+    olive = _operator(instance, "olive@support.test", "owner")
+    token = sign_in(dashboard, "olive@support.test")
+    refused = dashboard.post(f"/dashboard/operators/{olive}/disable", data={"csrf_token": token})
+    assert refused.status_code == 403
+    with instance.transaction() as db:
+        assert operators.get(db, olive).disabled is False

@@ -149,3 +149,16 @@ def test_parallel_guesses_cannot_slip_under_the_limit(backend: TestClient,
     for thread in threads:
         thread.join(120)
     assert sorted(statuses) == [422] * 10 + [429] * 10
+
+
+def test_a_banned_account_never_confirms_its_password(backend: TestClient,
+                                                      browser: TestClient) -> None:
+    """Account oracle: the answer for a banned user is the same, right password or not."""
+    user = create_user(backend)
+    backend.post(f"/v1/users/{user['id']}/ban")
+    right = browser.post("/v1/client/sign_ins",
+                         json={"identifier": "ada@example.com", "password": PASSWORD})
+    wrong = browser.post("/v1/client/sign_ins",
+                         json={"identifier": "ada@example.com", "password": "not the one"})
+    assert right.status_code == wrong.status_code == 403
+    assert right.json() == wrong.json() and error_code(right) == "user_banned"

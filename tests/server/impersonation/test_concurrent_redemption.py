@@ -161,10 +161,12 @@ def assert_exactly_one_winner(api: httpx.Client, outcomes: list[Outcome], *, use
     accepted = audit_events(api, "actor_token.accepted", user_id)
     assert [(e["actor_token_id"], e["session_id"]) for e in accepted] == \
         [(token_id, session["id"])]
+    # Every loser came from 127.0.0.1 with the same code for the same token: the first
+    # refusal is recorded in full, the others only counted for one summary event
+    # when the window closes (tests/server/impersonation/test_redemption_limits.py).
     refused = audit_events(api, "actor_token.redemption_refused", user_id)
-    assert len(refused) == len(outcomes) - 1
-    assert {(e["actor_token_id"], e["data"]["code"]) for e in refused} == \
-        {(token_id, "ticket_already_used")}
+    assert [(e["actor_token_id"], e["data"]["code"]) for e in refused] == \
+        [(token_id, "ticket_already_used")]
     chain = api.get("/v1/audit_events/verify")
     assert chain.status_code == 200 and chain.json()["ok"], chain.text
 
@@ -270,7 +272,11 @@ def serve(workdir: Path, database_url: str) -> ActasServer:
     """``actas serve`` configured like one replica of a deployment (shared secrets)."""
     workdir.mkdir(parents=True, exist_ok=True)
     env = actas_env(ACTAS_SECRET_KEY=SECRET_KEY, ACTAS_INSTANCE_SECRET=INSTANCE_SECRET,
-                    ACTAS_ALLOWED_ORIGINS=APP_ORIGIN, ACTAS_DATABASE_URL=database_url)
+                    ACTAS_ALLOWED_ORIGINS=APP_ORIGIN, ACTAS_DATABASE_URL=database_url,
+                    # Every racer comes from 127.0.0.1 and replays one ticket: limits
+                    # high enough that all of them race (this test is about exactly once).
+                    ACTAS_TICKET_FAILURES_PER_ADDRESS="100000",
+                    ACTAS_TICKET_FAILURES_PER_TICKET="100000")
     return ActasServer(["--data-dir", "data"], cwd=workdir, env=env)
 
 

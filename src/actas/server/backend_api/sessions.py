@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from actas._errors import ImpersonationRefused
 from actas.server import session_tokens, sessions, users
 from actas.server.http.origins import instance_of, request_origin
+from actas.server.impersonation import ending
 from actas.server.resources import SessionObject, TokenObject, session_object
 from actas.server.sessions import Status
 
@@ -73,9 +75,14 @@ def revoke_session(request: Request, session_id: str) -> SessionObject:
              summary="Mint a session token for an active session")
 def create_session_token(request: Request, session_id: str) -> TokenObject:
     instance = instance_of(request)
-    with instance.transaction() as db:
-        row = sessions.get(db, session_id, for_update=True)
-        sessions.require_active(row, instance.now_ms())
-        users.require_not_banned(users.get(db, row.user_id))
-        token = session_tokens.mint(db, instance, row, azp=None)
-        return TokenObject(jwt=token.jwt)
+    try:
+        with instance.transaction() as db:
+            row = sessions.get(db, session_id, for_update=True)
+            sessions.require_active(row, instance.now_ms())
+            users.require_not_banned(users.get(db, row.user_id))
+            ending.require_still_allowed(db, instance, row)
+            token = session_tokens.mint(db, instance, row, azp=None)
+            return TokenObject(jwt=token.jwt)
+    except ImpersonationRefused as refusal:
+        raise ending.end_refused(instance, session_id=session_id, refusal=refusal,
+                                 origin=request_origin(request)) from refusal

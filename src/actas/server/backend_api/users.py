@@ -187,7 +187,8 @@ def merge_user_metadata(request: Request, user_id: str, body: MetadataBody) -> U
 def delete_user(request: Request, user_id: str) -> DeletedObject:
     instance = instance_of(request)
     with instance.transaction() as db:
-        users.delete_user(db, users.get(db, user_id))
+        users.delete_user(db, instance, users.get(db, user_id), origin=request_origin(request),
+                          by="backend_api")
     return DeletedObject(id=user_id, object="user")
 
 

@@ -39,11 +39,12 @@ def _render(row: WebhookEndpoint, secret: str | None = None) -> EndpointObject:
 
 
 @router.post("/v1/webhook_endpoints", response_model=EndpointObject,
-             summary="Register a webhook endpoint")
+             summary="Register a webhook endpoint (public http(s) URLs only)")
 def create_endpoint(request: Request, body: CreateEndpointBody) -> EndpointObject:
     instance = instance_of(request)
+    target = webhooks.check_url(instance, body.url)  # resolves the name: before the transaction
     with instance.transaction() as db:
-        row, secret = webhooks.create_endpoint(db, instance, url=body.url,
+        row, secret = webhooks.create_endpoint(db, instance, target=target,
                                                event_types=body.event_types)
         return _render(row, secret.reveal())
 

@@ -1,9 +1,9 @@
 """The dashboard (``/dashboard``): server-rendered pages for operators.
 
 Sign-in, users, the *Impersonate user* button, live impersonations with
-*End now* and the *End all* kill switch, and the audit log with its chain
-status. Every state change is a POST carrying the session's CSRF token; no
-GET changes anything.
+*End now* and the *End all* kill switch, the audit log with its chain
+status, and (for owners) the operators and their lifecycle. Every state
+change is a POST carrying the session's CSRF token; no GET changes anything.
 """
 
 from fastapi import APIRouter, FastAPI, Request
@@ -11,11 +11,12 @@ from starlette.responses import Response
 
 from actas._errors import ActasError
 from actas.server.dashboard import audit_log, impersonations, operator_sessions, pages, sign_in
+from actas.server.dashboard import operators as operators_pages
 from actas.server.dashboard import users as users_pages
 from actas.server.http import errors
 
 router = APIRouter(include_in_schema=False)
-for module in (sign_in, users_pages, impersonations, audit_log):
+for module in (sign_in, users_pages, impersonations, audit_log, operators_pages):
     router.include_router(module.router)
 
 

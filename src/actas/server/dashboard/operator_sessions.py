@@ -4,13 +4,21 @@ The cookie (``__actas_operator``, HttpOnly, SameSite=Strict, path
 ``/dashboard``) holds a random secret whose digest is stored. The CSRF token
 is an HMAC of the operator session's id under a key derived from the
 instance secret: a synchronizer token that needs no storage of its own.
+
+The sign-in form has no session yet, so it gets a pre-session token: the
+form page sets a random ``__actas_sign_in`` cookie (HttpOnly, SameSite=Strict)
+and embeds its HMAC; the POST must bring both. A cross-site page can send
+neither, so it cannot sign a victim's browser into the attacker's account
+(login CSRF).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from sqlalchemy import select
@@ -24,6 +32,8 @@ from actas.server.instance import Instance
 from actas.server.sealing import derive_key
 
 COOKIE = "__actas_operator"
+SIGN_IN_COOKIE = "__actas_sign_in"
+SIGN_IN_COOKIE_MAX_AGE = 3600
 PATH = "/dashboard"
 LIFETIME_MS = 12 * 3600 * 1000
 IDLE_MS = 3600 * 1000
@@ -84,6 +94,43 @@ def current(db: Db, instance: Instance, request: Request) -> SignedInOperator:
         raise NotSignedIn
     row.last_active_at = now
     return SignedInOperator(operator, row.id, csrf_token(instance, row.id))
+
+
+def _sign_in_token(instance: Instance, nonce: str) -> str:
+    key = derive_key(instance.settings.instance_secret, "dashboard-sign-in-csrf")
+    return hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()
+
+
+def sign_in_csrf_token(instance: Instance, request: Request) -> tuple[str, str | None]:
+    """The sign-in form's token, and a new cookie value to set (``None``: keep the one sent)."""
+    nonce = request.cookies.get(SIGN_IN_COOKIE, "")
+    if 32 <= len(nonce) <= 128:
+        return _sign_in_token(instance, nonce), None
+    nonce = secrets.token_urlsafe(32)
+    return _sign_in_token(instance, nonce), nonce
+
+
+def set_sign_in_cookie(instance: Instance, response: Response, nonce: str) -> None:
+    response.set_cookie(SIGN_IN_COOKIE, nonce, max_age=SIGN_IN_COOKIE_MAX_AGE, path=PATH,
+                        secure=instance.settings.cookie_secure, httponly=True,
+                        samesite="strict")
+
+
+def check_sign_in_csrf(instance: Instance, request: Request, submitted: str | None) -> None:
+    """Refuse a sign-in POST that did not come from our own form, in this browser."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in _own_origins(instance, request):
+        raise CsrfFailed("This sign-in came from another site and was refused.")
+    nonce = request.cookies.get(SIGN_IN_COOKIE, "")
+    if not nonce or not submitted or \
+            not hmac.compare_digest(submitted, _sign_in_token(instance, nonce)):
+        raise CsrfFailed()
+
+
+def _own_origins(instance: Instance, request: Request) -> set[str]:
+    public = urlsplit(instance.settings.frontend_api_url)
+    return {f"{public.scheme}://{public.netloc}",
+            f"{request.url.scheme}://{request.url.netloc}"}
 
 
 def check_csrf(instance: Instance, signed_in: SignedInOperator, submitted: str | None) -> None:

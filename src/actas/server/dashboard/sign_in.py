@@ -26,27 +26,39 @@ def stylesheet() -> Response:
                     headers={"Cache-Control": "public, max-age=300"})
 
 
+def _form(request: Request, *, status_code: int = 200, email: str = "",
+          error: str | None = None) -> Response:
+    instance = instance_of(request)
+    token, new_cookie = operator_sessions.sign_in_csrf_token(instance, request)
+    response = pages.render(request, "sign_in.html", status_code=status_code, email=email,
+                            error=error, csrf_token=token)
+    if new_cookie is not None:
+        operator_sessions.set_sign_in_cookie(instance, response, new_cookie)
+    return response
+
+
 @router.get("/dashboard/sign_in")
 def sign_in_form(request: Request) -> Response:
-    return pages.render(request, "sign_in.html", error=None, email="")
+    return _form(request)
 
 
 @router.post("/dashboard/sign_in")
 def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
-            password: Annotated[str, Form(max_length=1024)]) -> Response:
+            password: Annotated[str, Form(max_length=1024)],
+            csrf_token: Annotated[str, Form(max_length=128)] = "") -> Response:
     instance = instance_of(request)
     origin = request_origin(request)
+    operator_sessions.check_sign_in_csrf(instance, request, csrf_token)
     email = email.strip().lower()
     # One transaction for the limit check, the password check and the failure it
-    # may record: parallel guesses queue on the identifier's lock (rate_limits).
+    # may record: parallel guesses queue on the limits' counter rows (rate_limits).
     with instance.transaction() as db:
         try:
-            rate_limits.check(db, failure_type=FAILED, identifier=email, origin=origin,
-                              now_ms=instance.now_ms(), limits=rate_limits.OPERATOR_SIGN_IN)
+            charge = rate_limits.OPERATOR_SIGN_IN.spend(db, account=email, origin=origin,
+                                                        now_ms=instance.now_ms())
         except TooManyRequests as limited:
-            return pages.render(request, "sign_in.html", status_code=429, email=email,
-                                error=limited.message + " Or ask an owner to check your "
-                                "account.")
+            return _form(request, status_code=429, email=email,
+                         error=limited.message + " Or ask an owner to check your account.")
         operator = db.scalar(select(Operator).where(Operator.email_address == email))
         try:
             instance.passwords.verify(operator.password_hash if operator else None, password)
@@ -54,9 +66,9 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
                 raise InvalidCredentials()
         except InvalidCredentials:
             instance.record(db, Record(type=FAILED, actor_sub=email, origin=origin))
-            return pages.render(request, "sign_in.html", status_code=401, email=email,
-                                error="That email address and password do not match an "
-                                      "operator.")
+            return _form(request, status_code=401, email=email,
+                         error="That email address and password do not match an operator.")
+        rate_limits.refund(db, charge)  # a success is not a failed sign-in
         response = pages.redirect(request, "/dashboard/users")
         operator_sessions.start(db, instance, operator, response)
         instance.record(db, Record(type="operator.signed_in", actor_sub=operator.id,

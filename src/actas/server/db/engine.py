@@ -11,6 +11,8 @@ from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
 
+from actas.server import private_files
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -27,8 +29,8 @@ def create_engine(url: str) -> Engine:
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and "uri" not in make_url(url).query:
+            _private_database(Path(database))
         engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN, so two writers can
@@ -39,6 +41,20 @@ def create_engine(url: str) -> Engine:
     if backend == "postgresql":
         return sqlalchemy.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def _private_database(path: Path) -> None:
+    """Create the SQLite file owner-only (0600, in a 0700 directory) before SQLite does.
+
+    It holds password hashes and the audit log. SQLite itself would create it
+    0644 less the umask; it creates the ``-wal``, ``-shm`` and ``-journal``
+    files with the database file's own mode, so they follow. Those left by an
+    older version are restricted here too.
+    """
+    private_files.private_directory(path.parent)
+    private_files.private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        private_files.restrict(path.with_name(path.name + suffix))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

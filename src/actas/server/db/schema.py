@@ -153,6 +153,8 @@ class ActorToken(Base):
     user_id: Mapped[str] = mapped_column(String(40), ForeignKey("users.id", ondelete="CASCADE"))
     actor: Mapped[Json]
     actor_sub: Mapped[str] = mapped_column(String(256))
+    # The operator who asked for it (null: the Backend API); re-checked at every step.
+    operator_id: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str | None] = mapped_column(String(1000))
     expires_at: Mapped[int]
     session_max_duration: Mapped[int]  # seconds
@@ -211,7 +213,7 @@ class AuditEvent(Base):
         Index("ix_audit_events_actor_sub", "actor_sub", "seq"),
         Index("ix_audit_events_user_id", "user_id", "seq"),
         Index("ix_audit_events_type", "type", "seq"),
-        Index("ix_audit_events_occurred_at", "type", "occurred_at"),  # rate limits
+        Index("ix_audit_events_occurred_at", "type", "occurred_at"),  # events of a type, by time
     )
 
 
@@ -258,6 +260,20 @@ class WebhookDelivery(Base):
     updated_at: Mapped[int]
 
     __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+
+
+class RateLimitCounter(Base):
+    """How often one key of a rate limit was charged in one window (actas.server.rate_limits)."""
+
+    __tablename__ = "rate_limit_counters"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hits: Mapped[int]
+    expires_at: Mapped[int]  # the window's end
+
+    __table_args__ = (Index("ix_rate_limit_counters_expires_at", "scope", "expires_at"),)
 
 
 class OperatorSession(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import ResourceNotFound, SessionNotActive, SignedOut
+from actas._errors import ImpersonationRefused, ResourceNotFound, SessionNotActive, SignedOut
 from actas.server import session_tokens, sessions, users
 from actas.server.db.schema import Client
 from actas.server.db.schema import Session as SessionRow
@@ -52,12 +52,16 @@ def create_token(request: Request, response: Response, session_id: str,
             _client, row = _own_session(db, instance, request, session_id)
             sessions.require_active(row, instance.now_ms())
             user = users.require_not_banned(users.get(db, row.user_id))
+            ending.require_still_allowed(db, instance, row)
             sessions.touch(db, instance, row, user)
             token = session_tokens.mint(db, instance, row, azp=origin)
     except SessionNotActive as error:
         if error.meta.get("status") in {"expired", "abandoned"}:
             sessions.settle_lapsed(instance, session_ids=[session_id])
         raise
+    except ImpersonationRefused as refusal:
+        raise ending.end_refused(instance, session_id=session_id, refusal=refusal,
+                                 origin=request_origin(request)) from refusal
     cookies.set_session(response, instance.settings, token.jwt)
     return TokenObject(jwt=token.jwt)
 

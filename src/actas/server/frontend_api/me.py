@@ -141,7 +141,6 @@ def delete_me(request: Request, body: DeleteAccountBody,
         # Re-authentication: a session alone (a borrowed laptop, a stolen cookie)
         # must not be enough to destroy the account.
         instance.passwords.verify(user.password_hash, body.password)
-        instance.record(db, Record(type="user.deleted", user_id=user.id, session_id=session.id,
-                                   origin=request_origin(request)))
-        users.delete_user(db, user)
+        users.delete_user(db, instance, user, origin=request_origin(request), by="user",
+                          session_id=session.id)
     return DeletedObject(id=session.user_id, object="user")

@@ -10,9 +10,7 @@ from sqlalchemy.orm import Session as Db
 
 from actas._errors import (
     FormParamInvalid,
-    ImpersonationRefused,
     InvalidCredentials,
-    TicketRejected,
 )
 from actas.server import rate_limits, sessions, users
 from actas.server.audit import Record
@@ -71,38 +69,39 @@ def sign_in(request: Request, response: Response, body: SignInBody,
     origin = request_origin(request)
     if body.strategy == "ticket":
         assert body.ticket is not None
-        try:
-            with instance.transaction() as db:
-                client = client_or_new(db, instance, request, response)
-                session = redemption.redeem(db, instance, ticket=body.ticket, client=client,
-                                            origin=origin)
-                return _complete(db, instance, client, session, identifier=None)
-        except (TicketRejected, ImpersonationRefused) as error:
-            redemption.record_refusal(instance, ticket=body.ticket, error=error, origin=origin)
-            raise
+        # Rate-limited, and a refusal is audited, by redemption.attempt.
+        with redemption.attempt(instance, ticket=body.ticket, origin=origin), \
+                instance.transaction() as db:
+            client = client_or_new(db, instance, request, response)
+            session = redemption.redeem(db, instance, ticket=body.ticket, client=client,
+                                        origin=origin)
+            return _complete(db, instance, client, session, identifier=None)
     assert body.identifier is not None and body.password is not None
     identifier = body.identifier.strip().lower()
-    failed: InvalidCredentials | None = None
     with instance.transaction() as db:
-        # Limit check, password check and the failure it may record: one
-        # transaction, under the identifier's lock (see rate_limits).
-        rate_limits.check(db, failure_type=SIGN_IN_FAILED, identifier=identifier,
-                          origin=origin, now_ms=instance.now_ms(),
-                          limits=rate_limits.USER_SIGN_IN)
+        # Reserve a failure in the limits first (see rate_limits), counted per
+        # account: a username and each email address share one budget.
         user = users.find_by_identifier(db, identifier)
-        try:
-            # Verified even when the user does not exist (against a dummy hash),
-            # so the answer's timing does not reveal which accounts exist.
-            instance.passwords.verify(user.password_hash if user else None, body.password)
-        except InvalidCredentials as error:
-            failed = error
-            instance.record(db, Record(type=SIGN_IN_FAILED, actor_sub=identifier,
-                                       user_id=user.id if user else None, origin=origin))
-    if failed is not None:
-        raise failed
+        if user is not None:
+            # Before the password, so the answer never confirms a banned user's password.
+            users.require_not_banned(user)
+        stored_hash = user.password_hash if user else None
+        charge = rate_limits.USER_SIGN_IN.spend(
+            db, account=user.id if user else identifier, origin=origin,
+            now_ms=instance.now_ms())
+    try:
+        # Outside any transaction. Verified even when the user does not exist
+        # (against a dummy hash), so the timing does not reveal which accounts exist.
+        instance.passwords.verify(stored_hash, body.password)
+    except InvalidCredentials:
+        instance.record_alone(Record(type=SIGN_IN_FAILED, actor_sub=identifier,
+                                     user_id=user.id if user else None, origin=origin))
+        raise
     with instance.transaction() as db:
+        rate_limits.refund(db, charge)  # not a failure; undone if this transaction fails
         user = users.find_by_identifier(db, identifier)
-        assert user is not None  # verify() raised otherwise
+        if user is None or user.password_hash != stored_hash:
+            raise InvalidCredentials()  # the password changed while it was being checked
         users.require_not_banned(user)
         client = client_or_new(db, instance, request, response)
         session = sessions.create(db, instance, user=user, client=client, origin=origin)

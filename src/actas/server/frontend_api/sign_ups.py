@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from actas.server import sessions, users
+from actas.server import rate_limits, sessions, users
 from actas.server.frontend_api.responses import Envelope, client_or_new, render_client
 from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
@@ -55,6 +55,13 @@ class SignUpObject(BaseModel):
 def sign_up(request: Request, response: Response, body: SignUpBody,
             _origin: str = Depends(trusted_origin)) -> Envelope[SignUpObject]:
     instance = instance_of(request)
+    origin = request_origin(request)
+    with instance.transaction() as db:
+        # Every attempt counts: each one hashes a password (64 MiB of argon2id).
+        rate_limits.spend(db, [(rate_limits.Budget("sign_up:address",
+                                                   instance.settings.sign_ups_per_address),
+                                rate_limits.address_of(origin))],
+                          now_ms=instance.now_ms(), what="sign-ups from this address")
     with instance.transaction() as db:
         user = users.create(
             db, instance,
@@ -66,8 +73,7 @@ def sign_up(request: Request, response: Response, body: SignUpBody,
             unsafe_metadata=body.unsafe_metadata,
         )
         client = client_or_new(db, instance, request, response)
-        session = sessions.create(db, instance, user=user, client=client,
-                                  origin=request_origin(request))
+        session = sessions.create(db, instance, user=user, client=client, origin=origin)
         attempt = SignUpObject(id=session.id.replace("sess_", "sua_"),
                                email_address=user.email_addresses[0].email_address,
                                username=user.username, first_name=user.first_name,

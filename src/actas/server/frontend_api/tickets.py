@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from actas._errors import ImpersonationRefused, TicketRejected
+from actas._errors import ImpersonationRefused, TicketRejected, TooManyRequests
 from actas.server.frontend_api.responses import client_or_new
 from actas.server.http.origins import instance_of, request_origin
 from actas.server.impersonation import redemption
@@ -38,6 +38,9 @@ color:#1a1a1a}}h1{{font-size:1.4rem}}code{{background:#f0f0f0;padding:.1rem .3re
                       "content": {"text/html": {}}},
                 403: {"description": "The impersonation policy refused (HTML page)",
                       "content": {"text/html": {}}},
+                429: {"description": "Too many failed attempts from this address or with "
+                                     "this ticket (HTML page)",
+                      "content": {"text/html": {}}},
                 422: {"model": ErrorEnvelope, "description": "The ticket parameter is missing"},
             },
             summary="Accept an impersonation ticket: sign in and go to the application")
@@ -47,11 +50,12 @@ def accept(request: Request,
     origin = request_origin(request)
     response = RedirectResponse(instance.settings.landing_url, status_code=303)
     try:
-        with instance.transaction() as db:
+        # Rate-limited, and a refusal is audited, by redemption.attempt.
+        with redemption.attempt(instance, ticket=ticket, origin=origin), \
+                instance.transaction() as db:
             client = client_or_new(db, instance, request, response)
             redemption.redeem(db, instance, ticket=ticket, client=client, origin=origin)
-    except (TicketRejected, ImpersonationRefused) as error:
-        redemption.record_refusal(instance, ticket=ticket, error=error, origin=origin)
+    except (TicketRejected, ImpersonationRefused, TooManyRequests) as error:
         page = _PAGE.format(message=html.escape(error.message), code=html.escape(error.code))
         return HTMLResponse(page, status_code=error.http_status,
                             headers={"Cache-Control": "no-store",

@@ -92,6 +92,7 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
             policy.check(db, instance.settings, requester=requester, actor=actor,
                          user_id=user_id, reason=reason)
             return _issue(db, instance, user_id=user_id, actor=actor, actor_sub=actor_sub,
+                          operator_id=requester.operator.id if requester.operator else None,
                           reason=reason, origin=origin, expires_in=expires_in,
                           session_max_duration=session_max_duration)
     except ImpersonationRefused as refusal:
@@ -105,14 +106,14 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
 
 
 def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], actor_sub: str,
-           reason: str | None, origin: RequestOrigin, expires_in: int,
+           operator_id: str | None, reason: str | None, origin: RequestOrigin, expires_in: int,
            session_max_duration: int) -> NewActorToken:
     now = instance.now_ms()
     ticket = credentials.generate(TICKET_PREFIX)
     token_id = ids.new_id(ACTOR_TOKEN, now)
     row = ActorToken(
         id=token_id, token_digest=credentials.digest(ticket.reveal()), status="pending",
-        user_id=user_id, actor=actor, actor_sub=actor_sub, reason=reason,
+        user_id=user_id, actor=actor, actor_sub=actor_sub, operator_id=operator_id, reason=reason,
         expires_at=now + expires_in * 1000, session_max_duration=session_max_duration,
         session_id=None, accepted_at=None, revoked_at=None, created_at=now, updated_at=now,
     )

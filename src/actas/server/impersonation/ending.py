@@ -1,17 +1,24 @@
-"""Ending impersonations: from the impersonating browser, and the kill switch."""
+"""Ending impersonations: from the impersonating browser, by the policy, and the kill switch."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import NotImpersonating
+from actas._errors import (
+    ImpersonationNotPermitted,
+    ImpersonationRefused,
+    NotImpersonating,
+    SessionNotActive,
+)
 from actas.server import sessions
 from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import ActorToken, Client
 from actas.server.db.schema import Session as SessionRow
+from actas.server.impersonation import policy
 from actas.server.instance import Instance
 
 
@@ -39,6 +46,51 @@ def stop(db: Db, instance: Instance, *, client: Client, session: SessionRow,
     return back
 
 
+def chain_subs(actor: dict[str, Any] | None) -> list[str]:
+    """Every actor of a (possibly nested) ``act`` chain, outermost (current) first."""
+    subs: list[str] = []
+    while isinstance(actor, dict) and len(subs) < 32:
+        if isinstance(actor.get("sub"), str):
+            subs.append(actor["sub"])
+        actor = actor.get("act")
+    return subs
+
+
+def require_still_allowed(db: Db, instance: Instance, session: SessionRow) -> None:
+    """For an impersonation session, re-run the policy (``policy.recheck``); else nothing.
+
+    Called at every token refresh: a session whose operator was disabled, or
+    whose user was banned or made protected, mints no further token.
+    """
+    if session.actor is None:
+        return
+    token = db.get(ActorToken, session.actor_token_id) if session.actor_token_id else None
+    if token is None:
+        raise ImpersonationNotPermitted("The ticket behind this impersonation no longer exists.")
+    policy.recheck(db, instance.settings, token)
+
+
+def end_refused(instance: Instance, *, session_id: str, refusal: ImpersonationRefused,
+                origin: RequestOrigin) -> SessionNotActive:
+    """End an impersonation the policy no longer allows; return the error to answer with.
+
+    Its own transaction (the refused one rolled back), its own audit event
+    (``impersonation.ended_by_policy``, with the refusal's code) besides the
+    ``session.revoked`` that every revocation writes.
+    """
+    with instance.transaction() as db:
+        row = sessions.get(db, session_id, for_update=True)
+        if sessions.effective_status(row, instance.now_ms()) == "active":
+            sessions.end(db, instance, row, status="revoked", origin=origin, by="policy")
+            instance.record(db, Record(
+                type="impersonation.ended_by_policy", actor_sub=row.actor_sub,
+                user_id=row.user_id, session_id=row.id, actor_token_id=row.actor_token_id,
+                origin=origin, data={"code": refusal.code, "message": refusal.message,
+                                     "actor": row.actor}))
+    return SessionNotActive(f"This impersonation was ended: {refusal.message}",
+                            session_id=session_id, status="revoked", cause=refusal.code)
+
+
 @dataclass(frozen=True)
 class KillSwitchResult:
     sessions_revoked: int
@@ -53,13 +105,15 @@ def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: Reques
     # lock, so this waits for it to commit, and the sessions query that follows
     # (a later statement) then sees the session it created. The other order lets
     # a session created meanwhile escape the kill switch.
+    # With an actor given, every link of a nested chain counts, not just the
+    # outermost one that is indexed: live impersonations are few, so they are
+    # all read and matched here.
     pending = select(ActorToken).where(ActorToken.status == "pending")
-    if actor_sub is not None:
-        pending = pending.where(ActorToken.actor_sub == actor_sub)
-    tokens = db.scalars(pending.with_for_update()).all()
-    query = sessions.SessionQuery(status="active", impersonated=True, actor_sub=actor_sub,
-                                  limit=1_000_000)
-    live = sessions.list_sessions(db, query, now, for_update=True)
+    tokens = [t for t in db.scalars(pending.with_for_update()).all()
+              if actor_sub is None or actor_sub in chain_subs(t.actor)]
+    query = sessions.SessionQuery(status="active", impersonated=True, limit=1_000_000)
+    live = [s for s in sessions.list_sessions(db, query, now, for_update=True)
+            if actor_sub is None or actor_sub in chain_subs(s.actor)]
     for row in live:
         sessions.end(db, instance, row, status="revoked", origin=origin, by=by)
     for token in tokens:

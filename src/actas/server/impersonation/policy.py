@@ -24,7 +24,7 @@ from actas._errors import (
     ImpersonationTargetProtected,
 )
 from actas.server import operators
-from actas.server.db.schema import Operator, User
+from actas.server.db.schema import ActorToken, Operator, User
 from actas.server.settings import Settings
 
 REASON_MAX_LENGTH = 1000
@@ -58,8 +58,26 @@ def is_protected(db: Db, user: User, settings: Settings) -> bool:
         path, _, expected = rule.partition("=")
         where, _, key = path.partition(".")
         metadata: dict[str, Any] = getattr(user, where) or {}
-        if str(metadata.get(key)) == expected:
+        if matches_rule(metadata.get(key), expected):
             return True
+    return False
+
+
+def matches_rule(value: Any, expected: str) -> bool:
+    """Whether a metadata value meets a protection rule's expected value.
+
+    Forgiving on purpose, since a miss leaves a user unprotected: case and
+    surrounding space are ignored (``"Admin"``, ``" admin "``), a list matches
+    when any member does (``["admin", "billing"]``), and JSON scalars compare
+    by their text (``true`` matches ``true``, ``1`` matches ``1``).
+    """
+    wanted = expected.strip().casefold()
+    if isinstance(value, list | tuple):
+        return any(matches_rule(item, expected) for item in value)
+    if isinstance(value, bool):
+        return ("true" if value else "false") == wanted
+    if isinstance(value, str | int | float):
+        return str(value).strip().casefold() == wanted
     return False
 
 
@@ -79,6 +97,44 @@ def check(db: Db, settings: Settings, *, requester: Requester, actor: dict[str, 
     if "act" in actor and not settings.allow_nested_impersonation:
         raise ImpersonationNested("The actor is itself impersonating someone; nested "
                                   "impersonation is off (ACTAS_ALLOW_NESTED_IMPERSONATION).")
+    return _check_target(db, settings, requester=requester, actor=actor, user_id=user_id)
+
+
+def recheck(db: Db, settings: Settings, token: ActorToken) -> User:
+    """The policy again, for an impersonation already granted by ``token``.
+
+    Run when the ticket is redeemed and at every token refresh of its session:
+    what was allowed when the ticket was issued may not be any more (the
+    operator was disabled or lost a permission, the user was banned, deleted
+    or made protected). Raises the ``ImpersonationRefused`` leaf that says why.
+    """
+    requester = Requester.backend_api()
+    operator_id = token.operator_id or _operator_named(db, token.actor_sub)
+    if operator_id is not None:
+        operator = db.get(Operator, operator_id)
+        if operator is None or operator.disabled:
+            raise ImpersonationNotPermitted(
+                "The operator behind this impersonation was disabled or removed.",
+                operator_id=operator_id)
+        if token.operator_id is not None:  # asked for from the dashboard: their role applies
+            requester = Requester.of_operator(operator)
+            if operators.IMPERSONATE not in requester.permissions:
+                raise ImpersonationNotPermitted(
+                    "The operator behind this impersonation may no longer impersonate "
+                    f"(role {operator.role}).", role=operator.role)
+    return _check_target(db, settings, requester=requester, actor=token.actor,
+                         user_id=token.user_id)
+
+
+def _operator_named(db: Db, actor_sub: str) -> str | None:
+    """An operator's id when a Backend API actor names one (``op_…``), else ``None``."""
+    if not actor_sub.startswith(f"{operators.OPERATOR}_"):
+        return None
+    return db.scalar(select(Operator.id).where(Operator.id == actor_sub))
+
+
+def _check_target(db: Db, settings: Settings, *, requester: Requester, actor: dict[str, Any],
+                  user_id: str) -> User:
     user = db.get(User, user_id)
     if user is None:
         raise ImpersonationTargetNotFound(user_id=user_id)

@@ -6,9 +6,22 @@ count of 1 (on PostgreSQL the losers wait for the winner's row lock and then
 find the row no longer pending; on SQLite writers are serialised), so any
 number of simultaneous redemptions, on any number of replicas, yield one
 session. Everything after the claim happens in the same transaction.
+
+Failed redemptions are limited per address and per ticket (``attempt``,
+``ACTAS_TICKET_FAILURES_PER_*``): past the limit the answer is 429 before
+anything is looked up. And they are audited without letting anyone fill the
+audit log and every webhook endpoint with them: the first refusal of a kind
+(same address, code and ticket) in a rate-limit window is recorded in full
+as ``actor_token.redemption_refused``; the repeats are only counted, and once
+the window has closed the worker writes one
+``actor_token.redemption_refused_repeatedly`` event with their number
+(``summarise_refusals``). Nothing is dropped, just summarised.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as Db
@@ -16,20 +29,58 @@ from sqlalchemy.orm import Session as Db
 from actas._errors import (
     ImpersonationNested,
     ImpersonationRefused,
-    ImpersonationTargetBanned,
-    ImpersonationTargetNotFound,
     TicketAlreadyUsed,
     TicketExpired,
     TicketInvalid,
     TicketRejected,
     TicketRevoked,
+    TooManyRequests,
 )
-from actas.server import credentials, sessions
+from actas.server import credentials, rate_limits, sessions
 from actas.server.audit import Record, RequestOrigin
-from actas.server.db.schema import ActorToken, Client, User
+from actas.server.db.schema import ActorToken, Client, RateLimitCounter
 from actas.server.db.schema import Session as SessionRow
+from actas.server.impersonation import policy
 from actas.server.impersonation.actor_tokens import TICKET_PREFIX
 from actas.server.instance import Instance
+
+REFUSED = "actor_token.redemption_refused"
+REFUSED_REPEATEDLY = "actor_token.redemption_refused_repeatedly"
+# Refusals counted per (address, code, ticket) and window, for the audit (record_refusal).
+_REFUSALS = "ticket_refusals"
+_ANONYMOUS = "-"  # in a _REFUSALS key: the ticket named no actor token
+
+
+@contextmanager
+def attempt(instance: Instance, *, ticket: str, origin: RequestOrigin) -> Iterator[None]:
+    """Guard one redemption of ``ticket``: the rate limits, and the audit of a refusal.
+
+    Raises ``TooManyRequests`` (recorded like a refusal) before the block runs
+    when this address or this ticket has failed too often in the window. A
+    ``TicketRejected`` or ``ImpersonationRefused`` raised by the block is
+    recorded and re-raised; when the block succeeds, the attempt does not count.
+    Open the block's transaction inside, so that it has ended either way.
+    """
+    settings = instance.settings
+    try:
+        with instance.transaction() as db:
+            charge = rate_limits.spend(db, [
+                (rate_limits.Budget("ticket_failure:address",
+                                    settings.ticket_failures_per_address),
+                 rate_limits.address_of(origin)),
+                (rate_limits.Budget("ticket_failure:ticket", settings.ticket_failures_per_ticket),
+                 credentials.digest(ticket)),
+            ], now_ms=instance.now_ms(), what="failed attempts to use sign-in links")
+    except TooManyRequests as limited:
+        record_refusal(instance, ticket=ticket, error=limited, origin=origin)
+        raise
+    try:
+        yield
+    except (TicketRejected, ImpersonationRefused) as error:
+        record_refusal(instance, ticket=ticket, error=error, origin=origin)
+        raise
+    with instance.transaction() as db:
+        rate_limits.refund(db, charge)
 
 
 def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
@@ -37,8 +88,9 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
     """Consume ``ticket`` and create the impersonation session on ``client``.
 
     Raises a ``TicketRejected`` leaf (unknown, expired, revoked, already used)
-    or an ``ImpersonationRefused`` leaf (the target was banned or deleted
-    since, or the client is already impersonating and nesting is off).
+    or an ``ImpersonationRefused`` leaf (the policy no longer allows it: see
+    ``policy.recheck``; or the client is already impersonating and nesting is
+    off).
     """
     if not ticket.startswith(TICKET_PREFIX) or len(ticket) > 128:
         raise TicketInvalid()
@@ -54,11 +106,8 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise _why_not(token)
     assert token is not None
-    user = db.get(User, token.user_id)
-    if user is None:
-        raise ImpersonationTargetNotFound(user_id=token.user_id)
-    if user.banned:
-        raise ImpersonationTargetBanned(user_id=user.id)
+    # The policy again: the operator or the user may have changed since the ticket.
+    user = policy.recheck(db, instance.settings, token)
     actor = {**token.actor}
     actor.setdefault("sid", token.id)
     # RFC 8693's act.iss: who vouches for this actor, here the actas instance.
@@ -97,16 +146,70 @@ def _why_not(token: ActorToken | None) -> TicketRejected:
 
 
 def record_refusal(instance: Instance, *, ticket: str, error: TicketRejected
-                   | ImpersonationRefused, origin: RequestOrigin) -> None:
-    """Audit a refused redemption, in its own transaction (the refused one rolled back)."""
+                   | ImpersonationRefused | TooManyRequests, origin: RequestOrigin) -> None:
+    """Audit a refused redemption, in its own transaction (the refused one rolled back).
+
+    In full the first time in the window for this address, code and ticket;
+    only counted after that (see the module's docstring).
+
+    When the policy itself refused (not a nested impersonation, which a
+    stop in that browser cures), the ticket is revoked too: it could never be
+    redeemed again without the policy changing back, and must not lie in wait.
+    """
     with instance.transaction() as db:
         token = None
         if ticket.startswith(TICKET_PREFIX) and len(ticket) <= 128:
             token = db.scalar(select(ActorToken).where(
-                ActorToken.token_digest == credentials.digest(ticket)))
-        instance.record(db, Record(
-            type="actor_token.redemption_refused",
-            actor_sub=token.actor_sub if token else None,
-            user_id=token.user_id if token else None,
-            actor_token_id=token.id if token else None, origin=origin,
-            data={"code": error.code}))
+                ActorToken.token_digest == credentials.digest(ticket)).with_for_update())
+        kind = "|".join((rate_limits.address_of(origin)[:64], error.code,
+                         token.id if token else _ANONYMOUS))
+        if rate_limits.count(db, scope=_REFUSALS, key=kind, now_ms=instance.now_ms()) == 1:
+            instance.record(db, Record(
+                type=REFUSED,
+                actor_sub=token.actor_sub if token else None,
+                user_id=token.user_id if token else None,
+                actor_token_id=token.id if token else None, origin=origin,
+                data={"code": error.code}))
+        if token is not None and token.status == "pending" and \
+                isinstance(error, ImpersonationRefused) and \
+                not isinstance(error, ImpersonationNested):
+            now = instance.now_ms()
+            token.status, token.revoked_at, token.updated_at = "revoked", now, now
+            instance.record(db, Record(
+                type="actor_token.revoked", actor_sub=token.actor_sub, user_id=token.user_id,
+                actor_token_id=token.id, reason=token.reason, origin=origin,
+                data={"revoked_by": "policy", "code": error.code}))
+
+
+def summarise_refusals(instance: Instance, *, limit: int = 100) -> int:
+    """Record how often each kind of refusal repeated in windows that have closed.
+
+    Run by the worker, on every replica: each counter is claimed under a row
+    lock and deleted with its summary, so it is summarised exactly once.
+    Returns how many summaries were written.
+    """
+    now = instance.now_ms()
+    written = 0
+    with instance.transaction() as db:
+        claim = (select(RateLimitCounter)
+                 .where(RateLimitCounter.scope == _REFUSALS, RateLimitCounter.expires_at <= now)
+                 .order_by(RateLimitCounter.expires_at).limit(limit))
+        if db.get_bind().dialect.name == "postgresql":
+            claim = claim.with_for_update(skip_locked=True)
+        for counter in db.scalars(claim).all():
+            if counter.hits > 1:
+                address, code, token_id = counter.key.rsplit("|", 2)
+                token = db.get(ActorToken, token_id) if token_id != _ANONYMOUS else None
+                instance.record(db, Record(
+                    type=REFUSED_REPEATEDLY,
+                    actor_sub=token.actor_sub if token else None,
+                    user_id=token.user_id if token else None,
+                    actor_token_id=None if token_id == _ANONYMOUS else token_id,
+                    origin=RequestOrigin(ip_address=None if address == "unknown" else address),
+                    # Refusals after the first, which is its own REFUSED event.
+                    data={"code": code, "count": counter.hits - 1,
+                          "window_start": counter.window_start,
+                          "window_end": counter.expires_at}))
+                written += 1
+            db.delete(counter)
+    return written

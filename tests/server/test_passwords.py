@@ -1,0 +1,90 @@
+"""Password hashing: verify raises on every failure; hashes run a bounded number at a time."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from actas._errors import InvalidCredentials
+from actas.server.passwords import PasswordHasher, default_concurrency
+
+CALLERS = 12
+SLOTS = 3
+
+
+class Instrumented:
+    """A stand-in for argon2 that counts how many callers are inside it at once.
+
+    The first callers are held inside until the test releases them, so that
+    every other caller is trying to get in while the hasher is as full as the
+    bound allows.
+    """
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most = 0
+        self.calls = 0
+        self.release = threading.Event()
+        self.changed = threading.Condition()
+
+    def _enter(self) -> None:
+        with self.changed:
+            self.inside += 1
+            self.calls += 1
+            self.most = max(self.most, self.inside)
+            self.changed.notify_all()
+        self.release.wait(timeout=60)
+        with self.changed:
+            self.inside -= 1
+            self.changed.notify_all()
+
+    def hash(self, password: str) -> str:
+        self._enter()
+        return "hashed:" + password
+
+    def verify(self, hash: str, password: str) -> bool:
+        self._enter()
+        return hash == "hashed:" + password
+
+    def check_needs_rehash(self, hash: str) -> bool:
+        return False
+
+
+def test_no_more_than_the_bound_hash_at_once() -> None:
+    inner = Instrumented()
+    inner.release.set()  # the dummy hash made at construction
+    hasher = PasswordHasher("test-only-insecure", max_concurrent=SLOTS, hasher=inner)
+    inner.release.clear()
+    arrived = threading.Barrier(CALLERS + 1, timeout=60)
+
+    def call(i: int) -> None:
+        arrived.wait()
+        if i % 2:
+            hasher.verify("hashed:pw", "pw")
+        else:
+            hasher.hash("pw")
+
+    with ThreadPoolExecutor(max_workers=CALLERS) as pool:
+        done = [pool.submit(call, i) for i in range(CALLERS)]
+        arrived.wait()  # every caller is on its way in
+        with inner.changed:
+            assert inner.changed.wait_for(lambda: inner.inside == SLOTS, timeout=60)
+        inner.release.set()
+        for future in done:
+            future.result(timeout=60)
+
+    assert inner.calls == CALLERS + 1
+    assert inner.most == SLOTS
+
+
+def test_by_default_the_bound_is_the_number_of_cores() -> None:
+    assert default_concurrency() >= 1
+    hasher = PasswordHasher("test-only-insecure")
+    stored = hasher.hash("correct horse")
+    hasher.verify(stored, "correct horse")
+    with pytest.raises(InvalidCredentials):
+        hasher.verify(stored, "wrong horse")
+    with pytest.raises(InvalidCredentials):
+        hasher.verify(None, "anything")  # no such user: still refused after a hash
