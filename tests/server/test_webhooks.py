@@ -10,13 +10,9 @@ tests allow private networks (the refusal is tested in test_webhook_urls.py).
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +28,7 @@ from actas.server.clock import FrozenClock
 from actas.server.db.schema import WebhookDelivery, WebhookEndpoint
 from tests.support.flows import create_user
 from tests.support.processes import ActasServer, actas_env, free_port
+from tests.support.receivers import Received, Receiver
 
 DELIVERIES = WebhookDelivery.__table__
 REASON = "ticket #42"
@@ -41,85 +38,6 @@ DEADLINE = 120.0  # seconds the serving process gets to deliver (bounds a hang o
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"webhooks_allow_private_networks": True}
-
-
-# -- a real receiver ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    status: int
-
-    def payload(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(self.body)
-        return data
-
-
-class Receiver:
-    """An HTTP server in a thread that records every POST; fails the first ``fail_first``."""
-
-    def __init__(self) -> None:
-        self.fail_first = 0
-        self._requests: list[Received] = []
-        self._lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with receiver._lock:
-                    status = 500 if receiver.fail_first > len(receiver._requests) else 200
-                    receiver._requests.append(Received(
-                        self.path, {k.lower(): v for k, v in self.headers.items()}, body,
-                        status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass  # keep the test output clean
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/hooks"
-
-    @property
-    def requests(self) -> list[Received]:
-        with self._lock:
-            return list(self._requests)
-
-    @property
-    def delivered(self) -> list[Received]:
-        return [r for r in self.requests if r.status == 200]
-
-    def types(self) -> list[str]:
-        return [r.payload()["type"] for r in self.delivered]
-
-    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float,
-                 explain: Callable[[], str] = str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self.delivered):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not received within {timeout} s: {self.requests}\n"
-                                     f"{explain()}")
-            time.sleep(0.05)
-
-    def start(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
 
 
 @pytest.fixture

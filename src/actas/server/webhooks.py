@@ -6,6 +6,13 @@ and exponential backoff. A slow or failing endpoint therefore never blocks
 or fails the request that caused the event, and nothing is lost if the
 process stops between the two.
 
+Each endpoint is its own lane: endpoints are served concurrently, and one
+endpoint's deliveries go out one at a time, oldest first, a failed one
+holding back those behind it (order within an endpoint). The lane is a
+lease in the endpoint's row, so this holds across replicas. After
+``BREAKER_THRESHOLD`` consecutive failures an endpoint's circuit opens for
+``BREAKER_COOLDOWN_MS``: nothing is sent to it, and nothing waits on it.
+
 Endpoints must be public http(s) URLs, checked when registered and again
 before each delivery, which then goes to the checked address
 (``actas.server.webhook_urls``); a refused delivery is retried like a failed
@@ -25,12 +32,14 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import ResourceNotFound, WebhookUrlNotAllowed
@@ -51,8 +60,13 @@ MAX_ATTEMPTS = 8
 TIMEOUT_SECONDS = 10.0
 # Retry n waits BACKOFF_BASE * 4**(n-1) seconds: 5 s, 20 s, 80 s, ~5 min, ~21 min, ...
 BACKOFF_BASE_MS = 5_000
-# A claimed delivery is retried by any worker after this long (a crashed sender).
+# An endpoint's lane, and a claimed delivery, are taken over after this long
+# (a crashed sender); a live sender renews the lease before each delivery.
 LEASE_MS = 60_000
+# The circuit breaker: after this many consecutive failures an endpoint gets
+# nothing for the cooldown, then one trial delivery closes or re-opens it.
+BREAKER_THRESHOLD = 5
+BREAKER_COOLDOWN_MS = 5 * 60_000
 
 
 def _sealer(instance: Instance) -> Sealer:
@@ -142,64 +156,178 @@ class _Claimed:
     attempt: int
 
 
-def _claim(instance: Instance, limit: int) -> list[_Claimed]:
+def due_endpoints(instance: Instance, *, exclude: frozenset[str] = frozenset()) -> list[str]:
+    """Endpoints whose oldest pending delivery is due, whose lane is free, whose circuit
+    is not open; ``exclude`` those this process is sending to already."""
     now = instance.now_ms()
-    claimed: list[_Claimed] = []
     with instance.transaction() as db:
-        stmt = (select(WebhookDelivery)
-                .where(WebhookDelivery.status == "pending",
-                       WebhookDelivery.next_attempt_at <= now)
-                .order_by(WebhookDelivery.next_attempt_at).limit(limit))
-        if db.get_bind().dialect.name == "postgresql":
-            # Replicas share the outbox; each takes rows the others have not locked.
-            stmt = stmt.with_for_update(skip_locked=True)
-        sealer = _sealer(instance)
-        for delivery in db.scalars(stmt):
-            endpoint = db.get(WebhookEndpoint, delivery.endpoint_id)
-            if endpoint is None or endpoint.disabled:
-                delivery.status = "failed"
-                delivery.last_error = "endpoint removed or disabled"
-                continue
-            delivery.attempts += 1
-            delivery.next_attempt_at = now + LEASE_MS
-            delivery.updated_at = now
-            secret = sealer.open(endpoint.secret_ciphertext, bound_to=endpoint.id).decode()
-            claimed.append(_Claimed(delivery.id, delivery.event_id, endpoint.url, secret,
-                                    json.dumps(delivery.payload, separators=(",", ":")).encode(),
-                                    delivery.attempts))
-    return claimed
+        ids_ = db.scalars(
+            select(WebhookDelivery.endpoint_id).distinct()
+            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
+                   WebhookEndpoint.disabled.is_(False),
+                   or_(WebhookEndpoint.lease_until.is_(None),
+                       WebhookEndpoint.lease_until <= now),
+                   or_(WebhookEndpoint.circuit_open_until.is_(None),
+                       WebhookEndpoint.circuit_open_until <= now))).all()
+    return sorted(set(ids_) - exclude)
 
 
-def deliver_due(instance: Instance, client: httpx.Client, *, limit: int = 50) -> int:
-    """Send every delivery that is due; return how many succeeded."""
+def deliver_endpoint(instance: Instance, client: httpx.Client, endpoint_id: str, *,
+                     limit: int = 50) -> int:
+    """Send one endpoint's due deliveries, oldest first, stopping at the first failure
+    (the rest wait behind it: order holds within an endpoint). Return how many succeeded.
+
+    Takes the endpoint's lane first (a lease in its row, so one sender on any
+    replica), and does nothing if another sender holds it or its circuit is open.
+    """
+    if not _take_lane(instance, endpoint_id):
+        return 0
     delivered = 0
-    for item in _claim(instance, limit):
-        timestamp = instance.now_ms() // 1000
-        headers = {
-            "content-type": "application/json",
-            "webhook-id": item.event_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(item.secret, item.event_id, timestamp, item.body),
-        }
-        error: str | None = None
-        try:
-            # Checked again now: the name may resolve elsewhere than at registration.
-            target = check_url(instance, item.url)
-            response = client.post(target.url, content=item.body,
-                                   headers={**headers, **target.headers},
-                                   extensions=target.extensions, timeout=TIMEOUT_SECONDS)
-            if not 200 <= response.status_code < 300:
-                error = f"HTTP {response.status_code}"
-        except WebhookUrlNotAllowed as refused:
-            error = f"not sent: {refused.message}"[:500]
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"[:500]
-        _settle(instance, item, error)
-        delivered += error is None
+    try:
+        for _ in range(limit):
+            item = _claim_head(instance, endpoint_id)
+            if item is None:
+                break
+            error = _send(instance, client, item)
+            _settle(instance, endpoint_id, item, error)
+            if error is not None:
+                break
+            delivered += 1
+    finally:
+        _release_lane(instance, endpoint_id)
     return delivered
 
 
-def _settle(instance: Instance, item: _Claimed, error: str | None) -> None:
+def deliver_due(instance: Instance, client: httpx.Client, *, limit: int = 50,
+                max_workers: int = 8) -> int:
+    """Send every due delivery, endpoints in parallel, and wait; return how many succeeded.
+
+    The serving process uses ``Dispatcher`` instead, which does not wait for a
+    slow endpoint; this is the same work for a caller that wants it done now.
+    """
+    endpoints = due_endpoints(instance)
+    if len(endpoints) <= 1:
+        return sum(deliver_endpoint(instance, client, e, limit=limit) for e in endpoints)
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(endpoints)),
+                            thread_name_prefix="actas-webhook") as pool:
+        return sum(pool.map(lambda e: deliver_endpoint(instance, client, e, limit=limit),
+                            endpoints))
+
+
+class Dispatcher:
+    """Keeps one lane per endpoint busy, in a thread pool, without ever waiting on one.
+
+    Each round of the worker calls ``dispatch``: endpoints with due deliveries
+    that this process is not already sending to get a lane. An endpoint that
+    hangs holds its own lane (and one thread) until the timeout; every other
+    endpoint keeps being served.
+    """
+
+    def __init__(self, instance: Instance, client: httpx.Client, *, max_workers: int = 8
+                 ) -> None:
+        self._instance, self._client = instance, client
+        self._pool = ThreadPoolExecutor(max_workers=max_workers,
+                                        thread_name_prefix="actas-webhook")
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._max_workers = max_workers
+
+    def dispatch(self) -> int:
+        """Start a lane for each due endpoint not already being served; return how many."""
+        with self._lock:
+            busy = frozenset(self._busy)
+        free = self._max_workers - len(busy)
+        started = 0
+        for endpoint_id in due_endpoints(self._instance, exclude=busy)[:max(free, 0)]:
+            with self._lock:
+                self._busy.add(endpoint_id)
+            self._pool.submit(self._lane, endpoint_id)
+            started += 1
+        return started
+
+    def _lane(self, endpoint_id: str) -> None:
+        try:
+            deliver_endpoint(self._instance, self._client, endpoint_id)
+        except Exception:  # a lane's failure must not stop the dispatcher
+            log.exception("webhook lane of %s failed", endpoint_id)
+        finally:
+            with self._lock:
+                self._busy.discard(endpoint_id)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _take_lane(instance: Instance, endpoint_id: str) -> bool:
+    now = instance.now_ms()
+    with instance.transaction() as db:
+        taken = db.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.disabled.is_(False),
+                   or_(WebhookEndpoint.lease_until.is_(None), WebhookEndpoint.lease_until <= now),
+                   or_(WebhookEndpoint.circuit_open_until.is_(None),
+                       WebhookEndpoint.circuit_open_until <= now))
+            .values(lease_until=now + LEASE_MS))
+        return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+
+def _release_lane(instance: Instance, endpoint_id: str) -> None:
+    with instance.transaction() as db:
+        db.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
+                   .values(lease_until=None))
+
+
+def _claim_head(instance: Instance, endpoint_id: str) -> _Claimed | None:
+    """The endpoint's oldest pending delivery if it is due (renewing the lane's lease)."""
+    now = instance.now_ms()
+    with instance.transaction() as db:
+        endpoint = db.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None:
+            return None
+        head = db.scalar(select(WebhookDelivery)
+                         .where(WebhookDelivery.endpoint_id == endpoint_id,
+                                WebhookDelivery.status == "pending")
+                         .order_by(WebhookDelivery.created_at, WebhookDelivery.id).limit(1))
+        if head is None or head.next_attempt_at > now:
+            return None
+        if endpoint.disabled:
+            head.status, head.last_error = "failed", "endpoint disabled"
+            return None
+        endpoint.lease_until = now + LEASE_MS
+        head.attempts += 1
+        head.next_attempt_at = now + LEASE_MS  # a crashed sender's delivery is retried
+        head.updated_at = now
+        secret = _sealer(instance).open(endpoint.secret_ciphertext, bound_to=endpoint.id)
+        return _Claimed(head.id, head.event_id, endpoint.url, secret.decode(),
+                        json.dumps(head.payload, separators=(",", ":")).encode(), head.attempts)
+
+
+def _send(instance: Instance, client: httpx.Client, item: _Claimed) -> str | None:
+    """POST one delivery; ``None`` on a 2xx answer, else what went wrong."""
+    timestamp = instance.now_ms() // 1000
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": item.event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(item.secret, item.event_id, timestamp, item.body),
+    }
+    try:
+        # Checked again now: the name may resolve elsewhere than at registration.
+        target = check_url(instance, item.url)
+        response = client.post(target.url, content=item.body,
+                               headers={**headers, **target.headers},
+                               extensions=target.extensions, timeout=TIMEOUT_SECONDS)
+    except WebhookUrlNotAllowed as refused:
+        return f"not sent: {refused.message}"[:500]
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}: {exc}"[:500]
+    if not 200 <= response.status_code < 300:
+        return f"HTTP {response.status_code}"
+    return None
+
+
+def _settle(instance: Instance, endpoint_id: str, item: _Claimed, error: str | None) -> None:
     now = instance.now_ms()
     if error is None:
         values: dict[str, Any] = {"status": "delivered", "last_error": None}
@@ -213,3 +341,42 @@ def _settle(instance: Instance, item: _Claimed, error: str | None) -> None:
     with instance.transaction() as db:
         db.execute(update(WebhookDelivery).where(WebhookDelivery.id == item.delivery_id)
                    .values(updated_at=now, **values))
+        endpoint = db.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+        if endpoint is None:
+            return
+        if error is None:
+            endpoint.consecutive_failures, endpoint.circuit_open_until = 0, None
+        else:
+            endpoint.consecutive_failures += 1
+            if endpoint.consecutive_failures >= BREAKER_THRESHOLD:
+                # Open (or, after a failed trial, re-open) the circuit: nothing is sent
+                # until the cooldown ends, then one delivery tries it again.
+                endpoint.circuit_open_until = now + BREAKER_COOLDOWN_MS
+                log.warning("webhook endpoint %s: circuit open for %d s after %d failures",
+                            endpoint_id, BREAKER_COOLDOWN_MS // 1000,
+                            endpoint.consecutive_failures)
+
+
+def list_deliveries(db: Db, endpoint_id: str, *, status: str | None = None, limit: int = 50,
+                    before_id: str | None = None) -> Sequence[WebhookDelivery]:
+    """An endpoint's deliveries, newest first (keyset paging on the id)."""
+    get_endpoint(db, endpoint_id)
+    stmt = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
+    if status is not None:
+        stmt = stmt.where(WebhookDelivery.status == status)
+    if before_id is not None:
+        stmt = stmt.where(WebhookDelivery.id < before_id)
+    return db.scalars(stmt.order_by(WebhookDelivery.id.desc()).limit(limit)).all()
+
+
+def resend(db: Db, instance: Instance, endpoint_id: str, delivery_id: str) -> WebhookDelivery:
+    """Queue a delivery again from scratch (attempts reset), whatever its status."""
+    delivery = db.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None or delivery.endpoint_id != endpoint_id:
+        raise ResourceNotFound(f"Endpoint {endpoint_id!r} has no delivery {delivery_id!r}.",
+                               param_name="delivery_id")
+    now = instance.now_ms()
+    delivery.status, delivery.attempts, delivery.last_error = "pending", 0, None
+    delivery.next_attempt_at, delivery.updated_at = now, now
+    db.flush()
+    return delivery

@@ -1,9 +1,10 @@
 """Background work of a serving process: webhooks, lapsed sessions, rate-limit counters.
 
 Runs as one asyncio task per process, doing its (blocking, database-bound)
-rounds in a worker thread. Every replica may run it: deliveries are claimed
-with row locks and lapsed sessions are settled under ``FOR UPDATE``, so
-replicas share the work instead of repeating it.
+rounds in a worker thread; webhook deliveries run in lanes of their own, one
+per endpoint, that a round starts but never waits for. Every replica may run
+it: an endpoint's lane is a lease in its row and lapsed sessions are settled
+under ``FOR UPDATE``, so replicas share the work instead of repeating it.
 """
 
 from __future__ import annotations
@@ -24,24 +25,33 @@ log = logging.getLogger("actas.worker")
 INTERVAL_SECONDS = 1.0
 
 
-def run_once(instance: Instance, client: httpx.Client) -> None:
+def run_once(instance: Instance, client: httpx.Client,
+             dispatcher: webhooks.Dispatcher | None = None) -> None:
     """One round: settle lapsed sessions, summarise repeated ticket refusals, drop old
-    rate-limit counters, then send due webhooks."""
+    rate-limit counters, then send due webhooks: through ``dispatcher`` (lanes that run
+    on, never waited for) in a serving process, else here and now."""
     sessions.settle_lapsed(instance)
     redemption.summarise_refusals(instance)  # before pruning the counters it reads
     with instance.transaction() as db:
         rate_limits.prune(db, now_ms=instance.now_ms())
-    webhooks.deliver_due(instance, client)
+    if dispatcher is not None:
+        dispatcher.dispatch()
+    else:
+        webhooks.deliver_due(instance, client)
 
 
 async def _loop(instance: Instance) -> None:
     with httpx.Client(follow_redirects=False) as client:
-        while True:
-            try:
-                await asyncio.to_thread(run_once, instance, client)
-            except Exception:  # a bad round must not end the loop; the next one retries
-                log.exception("background round failed")
-            await asyncio.sleep(INTERVAL_SECONDS)
+        dispatcher = webhooks.Dispatcher(instance, client)
+        try:
+            while True:
+                try:
+                    await asyncio.to_thread(run_once, instance, client, dispatcher)
+                except Exception:  # a bad round must not end the loop; the next one retries
+                    log.exception("background round failed")
+                await asyncio.sleep(INTERVAL_SECONDS)
+        finally:
+            dispatcher.close()
 
 
 @contextlib.asynccontextmanager

@@ -237,6 +237,12 @@ class WebhookEndpoint(Base):
     # The signing secret must be usable, so it is encrypted, not hashed.
     secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # One sender at a time per endpoint (its deliveries go out in order): the
+    # lane is held until lease_until by whichever worker, on any replica, took it.
+    lease_until: Mapped[int | None]
+    # The circuit breaker: open (nothing sent) until circuit_open_until.
+    consecutive_failures: Mapped[int] = mapped_column(default=0)
+    circuit_open_until: Mapped[int | None]
     created_at: Mapped[int]
     updated_at: Mapped[int]
 
@@ -259,7 +265,11 @@ class WebhookDelivery(Base):
     created_at: Mapped[int]
     updated_at: Mapped[int]
 
-    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        # An endpoint's queue, oldest first, and its deliveries listed newest first.
+        Index("ix_webhook_deliveries_endpoint", "endpoint_id", "status", "created_at", "id"),
+    )
 
 
 class RateLimitCounter(Base):
