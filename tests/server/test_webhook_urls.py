@@ -95,6 +95,7 @@ def refusal(url: str, names: Names | None = None, *, allow_private: bool = False
     ("http://[64:ff9b::a9fe:a9fe]/", "link-local"),  # NAT64 of 169.254.169.254
     ("http://[fd00:ec2::254]/", "private"),  # unique local (AWS's IPv6 metadata address)
     ("http://[fe80::1]/", "link-local"),
+    ("http://[fec0::1]/", "private"),  # site-local (deprecated, still routed in places)
     ("http://0.0.0.0:4000/", "unspecified"),
     ("http://224.0.0.1/", "multicast"),
     ("http://240.0.0.1/", "reserved"),

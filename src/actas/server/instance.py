@@ -19,7 +19,12 @@ from actas.server import credentials, ids, webhooks
 from actas.server.audit import AuditLog, Record
 from actas.server.clock import Clock, SystemClock
 from actas.server.credentials import Secret
-from actas.server.db.engine import create_engine, hold_startup_lock, migrate
+from actas.server.db.engine import (
+    create_engine,
+    hold_startup_lock,
+    migrate,
+    read_only_options,
+)
 from actas.server.db.schema import SecretKey
 from actas.server.passwords import PasswordHasher
 from actas.server.settings import Settings
@@ -68,6 +73,16 @@ class Instance:
         """One unit of work: committed if the block returns, rolled back if it raises."""
         with self._sessionmaker() as db, db.begin():
             yield db
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Db]:
+        """A read-only transaction over one consistent snapshot: it takes no write lock
+        (SQLite: a deferred BEGIN in WAL mode; PostgreSQL: REPEATABLE READ, READ ONLY),
+        so a long read, like verifying the audit chain, never holds up a sign-in."""
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(**read_only_options(self.engine))
+            with Db(bind=connection, expire_on_commit=False) as db, db.begin():
+                yield db
 
     def now_ms(self) -> int:
         return self.clock.now_ms()

@@ -180,7 +180,8 @@ def get(db: Db, user_id: str) -> User:
 
 def require_not_banned(user: User) -> User:
     if user.banned:
-        raise UserBanned("This account is banned.", user_id=user.id)
+        # No user id in the answer: a sign-in attempt would learn it.
+        raise UserBanned("This account is banned.")
     return user
 
 

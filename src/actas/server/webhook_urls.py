@@ -125,6 +125,8 @@ def why_not_public(address: Address) -> str | None:
         return "unspecified"
     if address.is_loopback:
         return "loopback"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "private"  # fec0::/10: deprecated, but still routed inside some networks
     if address.is_reserved:
         return "reserved"
     shared = isinstance(address, ipaddress.IPv4Address) and address in _SHARED

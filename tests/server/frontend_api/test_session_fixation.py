@@ -117,3 +117,34 @@ def _minimal() -> dict[str, str]:
     return {"secret_key": "sk_test_" + "k" * 40,
             "instance_secret": "test-instance-secret-" + "s" * 32,
             "frontend_api_url": "https://actas.test"}
+
+
+def test_re_authentication_is_rate_limited_and_audited(backend: TestClient,
+                                                       browser: TestClient) -> None:
+    """A stolen cookie must not be an unlimited password oracle."""
+    user = create_user(backend)
+    sign_in(browser)
+    answers = [browser.post("/v1/me/change_password", json={
+        "current_password": f"guess number {i}", "new_password": "taken over!!"}).status_code
+        for i in range(12)]
+    assert answers[:10] == [422] * 10 and set(answers[10:]) == {429}
+    right = browser.post("/v1/me/change_password",
+                         json={"current_password": PASSWORD, "new_password": "taken over!!"})
+    assert right.status_code == 429  # the budget is spent for this window, right or wrong
+    failures = backend.get("/v1/audit_events", params={
+        "type": "user.reauthentication_failed", "user_id": user["id"]}).json()["data"]
+    assert len(failures) == 10
+
+
+def test_changing_the_password_ends_every_other_session(backend: TestClient,
+                                                        browser: TestClient,
+                                                        mallory: TestClient) -> None:
+    create_user(backend)
+    stolen = sign_in(mallory)  # think: a session on a stolen laptop
+    own = sign_in(browser)
+    changed = browser.post("/v1/me/change_password",
+                           json={"current_password": PASSWORD, "new_password": "a new one!!"})
+    assert changed.status_code == 200, changed.text
+    assert error_code(mallory.post(f"/v1/client/sessions/{stolen}/tokens",
+                                   json={})) == "session_not_active"
+    assert browser.post(f"/v1/client/sessions/{own}/tokens", json={}).status_code == 200

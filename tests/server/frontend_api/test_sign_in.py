@@ -162,3 +162,4 @@ def test_a_banned_account_never_confirms_its_password(backend: TestClient,
                          json={"identifier": "ada@example.com", "password": "not the one"})
     assert right.status_code == wrong.status_code == 403
     assert right.json() == wrong.json() and error_code(right) == "user_banned"
+    assert user["id"] not in right.text  # nor does it hand out the account's id

@@ -72,3 +72,15 @@ def test_the_percent_encoded_name_is_what_redeems_and_it_is_redacted(
     redeemed = browser.get(path, follow_redirects=False)
     assert redeemed.status_code == 303, redeemed.text
     assert ticket not in redact(path)
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/tickets/accept%3Fticket%3Dtkt_SECRETSECRET",
+    "/v1/tickets/accept%253Fticket%253Dtkt_SECRETSECRET",
+    "/v1/tickets/accept/tkt_SECRETSECRET",
+    "/v1/tickets/accept%3Fticket%3Dtkt_SECRETSECRET?x=1",
+])
+def test_a_ticket_in_the_path_is_redacted_too(path: str) -> None:
+    logged = redact(path)
+    assert "SECRETSECRET" not in logged and "[redacted]" in logged
+    assert logged.startswith("/v1/tickets/accept")

@@ -164,9 +164,12 @@ def assert_exactly_one_winner(api: httpx.Client, outcomes: list[Outcome], *, use
     # Every loser came from 127.0.0.1 with the same code for the same token: the first
     # refusal is recorded in full, the others only counted for one summary event
     # when the window closes (tests/server/impersonation/test_redemption_limits.py).
+    # The windows are fixed 15-minute ones on the servers' real clocks: a race that
+    # straddles a boundary records a first refusal in each.
     refused = audit_events(api, "actor_token.redemption_refused", user_id)
-    assert [(e["actor_token_id"], e["data"]["code"]) for e in refused] == \
-        [(token_id, "ticket_already_used")]
+    assert 1 <= len(refused) <= 2, f"{refused}\n{logs}"
+    assert {(e["actor_token_id"], e["data"]["code"]) for e in refused} == \
+        {(token_id, "ticket_already_used")}, f"{refused}\n{logs}"
     chain = api.get("/v1/audit_events/verify")
     assert chain.status_code == 200 and chain.json()["ok"], chain.text
 

@@ -166,6 +166,16 @@ def test_deleting_a_user_ends_their_impersonation_first_and_keeps_the_trail(
 
 
 class TestNested:
+    def test_nesting_is_limited_in_depth(self, backend: TestClient,
+                                         browser: TestClient) -> None:
+        users = [create_user(backend, f"u{i}@example.com") for i in range(6)]
+        for i, user in enumerate(users[:4]):
+            redeem(browser, create_actor_token(backend, user["id"], sub=f"op_{i}")["token"])
+        ticket = create_actor_token(backend, users[4]["id"], sub="op_4")["token"]
+        deeper = browser.post("/v1/client/sign_ins", json={"strategy": "ticket",
+                                                            "ticket": ticket})
+        assert deeper.status_code == 403 and error_code(deeper) == "impersonation_nested"
+
     @pytest.fixture
     def settings_overrides(self) -> dict[str, Any]:
         return {"allow_nested_impersonation": True}
@@ -186,10 +196,25 @@ class TestNested:
 
 @pytest.mark.parametrize(("value", "protected"), [
     ("admin", True), ("Admin", True), (" ADMIN ", True), (["admin"], True),
+    ("\uff41\uff44\uff4d\uff49\uff4e", True),  # fullwidth "admin"
+    ("ad\u200bmin", True), (True, False),
     (["billing", "Admin"], True), ("administrator", False), (["user"], False),
     ({"role": "admin"}, False), (None, False)])
 def test_protection_rules_match_case_and_list_membership(value: Any, protected: bool) -> None:
     assert matches_rule(value, "admin") is protected
+
+
+class TestNestedRule:
+    @pytest.fixture
+    def settings_overrides(self) -> dict[str, Any]:
+        return {"protected_metadata_rules": "public_metadata.org.role=admin"}
+
+    def test_a_rule_can_name_a_nested_key(self, backend: TestClient,
+                                          instance: Instance) -> None:
+        user = create_user(backend, public_metadata={"org": {"role": "Admin"}})
+        support = _operator(instance)
+        with pytest.raises(Exception, match="protected"):
+            _dashboard_ticket(instance, support, user["id"])
 
 
 def test_a_user_whose_role_list_holds_admin_is_protected(backend: TestClient,

@@ -14,6 +14,15 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from actas.server import private_files
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+READ_ONLY = "actas_read_only"  # an execution option: a snapshot that writes nothing
+
+
+def read_only_options(engine: Engine) -> dict[str, Any]:
+    """Execution options for a read-only transaction over one consistent snapshot."""
+    if engine.dialect.name == "postgresql":
+        return {READ_ONLY: True, "isolation_level": "REPEATABLE READ",
+                "postgresql_readonly": True}
+    return {READ_ONLY: True}
 
 
 def normalize_url(url: str) -> str:
@@ -36,7 +45,10 @@ def create_engine(url: str) -> Engine:
         # pysqlite's own transaction handling defers BEGIN, so two writers can
         # both read and then fail to upgrade their lock; BEGIN IMMEDIATE takes
         # the write lock first and lets busy_timeout queue writers instead.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # A read-only transaction (READ_ONLY, see Instance.snapshot) takes no lock at
+        # BEGIN: in WAL mode it reads one consistent snapshot while writers go on.
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(
+            "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"))
         return engine
     if backend == "postgresql":
         return sqlalchemy.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

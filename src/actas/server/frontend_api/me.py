@@ -7,15 +7,14 @@ cannot take the account over. Each refusal is audited.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import ImpersonatedSessionForbidden, SignedOut
-from actas.server import sessions, users
+from actas._errors import ImpersonatedSessionForbidden, InvalidCredentials, SignedOut
+from actas.server import rate_limits, sessions, users
 from actas.server.audit import Record
 from actas.server.db.schema import Session as SessionRow
 from actas.server.db.schema import User
@@ -75,21 +74,43 @@ def get_access_history(request: Request) -> Envelope[list[AccessObject]]:
         for e in entries], client=None)
 
 
-def _change_own_account(request: Request, *, action: str, event: str, password: str,
-                        change: Callable[[Db, Instance, User], object]) -> FrontendUserObject:
-    """The shape of every sensitive change: refuse an impersonated session (audited),
-    re-check the user's password, apply ``change``, record ``event``."""
+REAUTHENTICATION_FAILED = "user.reauthentication_failed"
+
+
+def _reauthenticate(request: Request, *, action: str, password: str
+                    ) -> tuple[Instance, SessionRow, str | None]:
+    """Refuse an impersonated session (audited), then check the user's own password.
+
+    The password is checked outside any transaction (argon2 must not hold the
+    database's write lock), and a wrong one counts against the account's
+    sign-in budget and is audited: a stolen cookie is no unlimited password
+    oracle. Returns the session and the password hash that was checked.
+    """
     instance = instance_of(request)
+    origin = request_origin(request)
     with instance.transaction() as db:
-        session, _user = _active_session(db, instance, request)
+        session, user = _active_session(db, instance, request)
     _forbid_impersonated(instance, request, session, action)
     with instance.transaction() as db:
-        user = users.get(db, session.user_id)
+        charge = rate_limits.USER_SIGN_IN.spend(db, account=user.id, origin=origin,
+                                                now_ms=instance.now_ms())
+    try:
         instance.passwords.verify(user.password_hash, password)
-        change(db, instance, user)
-        instance.record(db, Record(type=event, user_id=user.id, session_id=session.id,
-                                   origin=request_origin(request)))
-        return frontend_user_object(user)
+    except InvalidCredentials:
+        instance.record_alone(Record(type=REAUTHENTICATION_FAILED, user_id=user.id,
+                                     session_id=session.id, origin=origin,
+                                     data={"action": action}))
+        raise
+    with instance.transaction() as db:
+        rate_limits.refund(db, charge)
+    return instance, session, user.password_hash
+
+
+def _current_user(db: Db, session: SessionRow, checked_hash: str | None) -> User:
+    user = users.get(db, session.user_id)
+    if user.password_hash != checked_hash:
+        raise InvalidCredentials()  # the password changed while it was being checked
+    return user
 
 
 class ChangePasswordBody(RequestBody):
@@ -98,14 +119,29 @@ class ChangePasswordBody(RequestBody):
 
 
 @router.post("/v1/me/change_password", response_model=FrontendUserObject,
-             summary="Change my password (refused while impersonated)")
+             summary="Change my password (ends my other sessions; refused while impersonated)")
 def change_password(request: Request, body: ChangePasswordBody,
                     _origin: str = Depends(trusted_origin)) -> FrontendUserObject:
-    return _change_own_account(
-        request, action="change the password", event="user.password_changed",
-        password=body.current_password,
-        change=lambda db, instance, user: users.update_user(
-            db, instance, user, {"password": body.new_password}))
+    users.check_password(body.new_password)
+    instance, session, checked = _reauthenticate(request, action="change the password",
+                                                 password=body.current_password)
+    new_hash = instance.passwords.hash(body.new_password)  # outside the transaction too
+    origin = request_origin(request)
+    with instance.transaction() as db:
+        user = _current_user(db, session, checked)
+        user.password_hash, user.updated_at = new_hash, instance.now_ms()
+        # Whoever else holds a session (a stolen cookie, a forgotten laptop) is out.
+        others = sessions.list_sessions(db, sessions.SessionQuery(
+            user_id=user.id, status="active", limit=1_000_000), instance.now_ms(),
+            for_update=True)
+        ended = [row for row in others if row.id != session.id and row.actor is None]
+        for row in ended:
+            sessions.end(db, instance, row, status="revoked", origin=origin,
+                         by="password_change")
+        instance.record(db, Record(type="user.password_changed", user_id=user.id,
+                                   session_id=session.id, origin=origin,
+                                   data={"other_sessions_ended": len(ended)}))
+        return frontend_user_object(user)
 
 
 class ChangeEmailBody(RequestBody):
@@ -117,11 +153,14 @@ class ChangeEmailBody(RequestBody):
              summary="Replace my primary email address (refused while impersonated)")
 def change_email(request: Request, body: ChangeEmailBody,
                  _origin: str = Depends(trusted_origin)) -> FrontendUserObject:
-    return _change_own_account(
-        request, action="change the email address", event="user.email_changed",
-        password=body.password,
-        change=lambda db, instance, user: users.replace_primary_email(
-            db, instance, user, body.email_address))
+    instance, session, checked = _reauthenticate(request, action="change the email address",
+                                                 password=body.password)
+    with instance.transaction() as db:
+        user = _current_user(db, session, checked)
+        users.replace_primary_email(db, instance, user, body.email_address)
+        instance.record(db, Record(type="user.email_changed", user_id=user.id,
+                                   session_id=session.id, origin=request_origin(request)))
+        return frontend_user_object(user)
 
 
 class DeleteAccountBody(RequestBody):
@@ -132,15 +171,12 @@ class DeleteAccountBody(RequestBody):
                summary="Delete my account (needs my password; refused while impersonated)")
 def delete_me(request: Request, body: DeleteAccountBody,
               _origin: str = Depends(trusted_origin)) -> DeletedObject:
-    instance = instance_of(request)
+    # Re-authentication: a session alone (a borrowed laptop, a stolen cookie)
+    # must not be enough to destroy the account.
+    instance, session, checked = _reauthenticate(request, action="delete the account",
+                                                 password=body.password)
     with instance.transaction() as db:
-        session, _user = _active_session(db, instance, request)
-    _forbid_impersonated(instance, request, session, "delete the account")
-    with instance.transaction() as db:
-        user = users.get(db, session.user_id)
-        # Re-authentication: a session alone (a borrowed laptop, a stolen cookie)
-        # must not be enough to destroy the account.
-        instance.passwords.verify(user.password_hash, body.password)
+        user = _current_user(db, session, checked)
         users.delete_user(db, instance, user, origin=request_origin(request), by="user",
                           session_id=session.id)
     return DeletedObject(id=session.user_id, object="user")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 from actas.server.credentials import CLIENT_TOKEN_PREFIX, SECRET_KEY_PREFIX
 from actas.server.impersonation.actor_tokens import TICKET_PREFIX
@@ -47,11 +47,21 @@ def _redacted(parameter: str) -> str:
     return parameter
 
 
+def _redacted_path(base: str) -> str:
+    """The path part, with any secret in it hidden: a mail client that encodes the
+    link's ``?`` (``/accept%3Fticket%3Dtkt_…``) puts the ticket there, unredeemed."""
+    if not _SECRET_VALUE.search(unquote(unquote(base))):
+        return base
+    cut = _SECRET_VALUE.search(base) or re.search(r"%3F|%253F", base, re.IGNORECASE)
+    return (base[:cut.start()] if cut else "/") + REDACTED
+
+
 def redact(path: str) -> str:
     """``path`` with the value of every secret-bearing query parameter replaced."""
     base, question, query = path.partition("?")
+    base = _redacted_path(base)
     if not query:
-        return path
+        return base + question
     # Split exactly where parse_qsl (and so the server) splits: '&' only, not ';'.
     return base + question + "&".join(_redacted(p) for p in query.split("&"))
 

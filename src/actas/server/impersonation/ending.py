@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
@@ -44,16 +43,6 @@ def stop(db: Db, instance: Instance, *, client: Client, session: SessionRow,
     client.updated_at = now
     db.flush()
     return back
-
-
-def chain_subs(actor: dict[str, Any] | None) -> list[str]:
-    """Every actor of a (possibly nested) ``act`` chain, outermost (current) first."""
-    subs: list[str] = []
-    while isinstance(actor, dict) and len(subs) < 32:
-        if isinstance(actor.get("sub"), str):
-            subs.append(actor["sub"])
-        actor = actor.get("act")
-    return subs
 
 
 def require_still_allowed(db: Db, instance: Instance, session: SessionRow) -> None:
@@ -110,10 +99,10 @@ def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: Reques
     # all read and matched here.
     pending = select(ActorToken).where(ActorToken.status == "pending")
     tokens = [t for t in db.scalars(pending.with_for_update()).all()
-              if actor_sub is None or actor_sub in chain_subs(t.actor)]
+              if actor_sub is None or actor_sub in policy.chain_subs(t.actor)]
     query = sessions.SessionQuery(status="active", impersonated=True, limit=1_000_000)
     live = [s for s in sessions.list_sessions(db, query, now, for_update=True)
-            if actor_sub is None or actor_sub in chain_subs(s.actor)]
+            if actor_sub is None or actor_sub in policy.chain_subs(s.actor)]
     for row in live:
         sessions.end(db, instance, row, status="revoked", origin=origin, by=by)
     for token in tokens:

@@ -8,6 +8,7 @@ every check on the target side.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,9 @@ from actas.server.db.schema import ActorToken, Operator, User
 from actas.server.settings import Settings
 
 REASON_MAX_LENGTH = 1000
+# Nested impersonation (when allowed) at most this deep: every link rides in
+# every token, and the kill switch must be able to see the whole chain.
+MAX_ACTOR_CHAIN = 4
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,11 @@ def is_protected(db: Db, user: User, settings: Settings) -> bool:
         return True
     for rule in settings.protected_metadata_rules:
         path, _, expected = rule.partition("=")
-        where, _, key = path.partition(".")
-        metadata: dict[str, Any] = getattr(user, where) or {}
-        if matches_rule(metadata.get(key), expected):
+        where, _, keys = path.partition(".")
+        value: Any = getattr(user, where) or {}
+        for key in keys.split("."):  # "public_metadata.org.role": a nested key
+            value = value.get(key) if isinstance(value, dict) else None
+        if matches_rule(value, expected):
             return True
     return False
 
@@ -66,19 +72,43 @@ def is_protected(db: Db, user: User, settings: Settings) -> bool:
 def matches_rule(value: Any, expected: str) -> bool:
     """Whether a metadata value meets a protection rule's expected value.
 
-    Forgiving on purpose, since a miss leaves a user unprotected: case and
-    surrounding space are ignored (``"Admin"``, ``" admin "``), a list matches
-    when any member does (``["admin", "billing"]``), and JSON scalars compare
-    by their text (``true`` matches ``true``, ``1`` matches ``1``).
+    Forgiving on purpose, since a miss leaves a user unprotected: case,
+    surrounding space and Unicode compatibility forms are ignored (``"Admin"``,
+    ``" admin "``, fullwidth letters), a list matches when any member
+    does (``["admin", "billing"]``), and JSON scalars compare by their text
+    (``true`` matches ``true``, ``1`` matches ``1``). Keys are matched exactly.
     """
-    wanted = expected.strip().casefold()
+    wanted = _folded(expected)
     if isinstance(value, list | tuple):
         return any(matches_rule(item, expected) for item in value)
     if isinstance(value, bool):
         return ("true" if value else "false") == wanted
     if isinstance(value, str | int | float):
-        return str(value).strip().casefold() == wanted
+        return _folded(str(value)) == wanted
     return False
+
+
+def _folded(text: str) -> str:
+    # NFKC folds compatibility forms (fullwidth letters); format characters such
+    # as a zero-width space are dropped, so they cannot hide a match either.
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(c for c in text if unicodedata.category(c) != "Cf").strip().casefold()
+
+
+def chain_subs(actor: dict[str, Any] | None) -> list[str]:
+    """Every actor of a (possibly nested) ``act`` chain, outermost (current) first."""
+    subs: list[str] = []
+    while isinstance(actor, dict):
+        if isinstance(actor.get("sub"), str):
+            subs.append(actor["sub"])
+        actor = actor.get("act")
+    return subs
+
+
+def require_short_chain(actor: dict[str, Any]) -> None:
+    if len(chain_subs(actor)) > MAX_ACTOR_CHAIN:
+        raise ImpersonationNested(
+            f"Nested impersonation is limited to {MAX_ACTOR_CHAIN} actors in a chain.")
 
 
 def normalize_reason(reason: str | None) -> str | None:
@@ -97,6 +127,7 @@ def check(db: Db, settings: Settings, *, requester: Requester, actor: dict[str, 
     if "act" in actor and not settings.allow_nested_impersonation:
         raise ImpersonationNested("The actor is itself impersonating someone; nested "
                                   "impersonation is off (ACTAS_ALLOW_NESTED_IMPERSONATION).")
+    require_short_chain(actor)
     return _check_target(db, settings, requester=requester, actor=actor, user_id=user_id)
 
 

@@ -121,6 +121,7 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
                 "This browser is already impersonating someone. Stop that first.",
                 session_id=current.id)
         actor["act"] = current.actor  # RFC 8693 §4.1: the prior actor, nested
+        policy.require_short_chain(actor)
     session = sessions.create(db, instance, user=user, client=client, origin=origin,
                               impersonation=sessions.Impersonation(
                                   actor=actor, actor_token_id=token.id,
