@@ -486,7 +486,9 @@ def test_cli_verify_exits_0_on_an_intact_chain_and_1_naming_the_tampered_event(
     assert intact.returncode == 0, described(intact)
     assert f"{len(written)} events" in intact.stdout, described(intact)
     assert written[-1]["hash"] in intact.stdout, described(intact)
-    assert intact.stderr == "", described(intact)
+    # stderr carries only the progress report (a line per tenth when not a terminal).
+    assert all(line.startswith("  verified ") for line in intact.stderr.splitlines()), \
+        described(intact)
 
     seq, event_id, word = _tamper(case, engine, written)
     broken = audit_verify(tmp_path, database_url, secret)

@@ -92,8 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
-        "verify", help="check the hash chain; exit 1 and name the first broken event if any")
+        "verify", help="check the whole hash chain (with progress; locks nothing); exit 1 "
+        "and name the first broken event if any")
     _settings_flags(verify)
+    verify.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run where it stopped")
     return parser
 
 
@@ -186,9 +189,25 @@ def _change_operator(args: argparse.Namespace) -> None:
 
 
 def _verify_audit(args: argparse.Namespace) -> int:
+    from actas.server import audit_verification
+
     instance = _instance(args)
-    with instance.transaction() as db:
-        result = instance.audit.verify(db)
+    interactive = sys.stderr.isatty()
+    shown = [-1]
+
+    def progress(done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if interactive:
+            bar = "#" * (percent // 4)
+            print(f"\r  [{bar:<25}] {done:,}/{total:,} events", end="", file=sys.stderr,
+                  flush=True)
+        elif percent // 10 != shown[0]:  # a line per tenth in a log
+            shown[0] = percent // 10
+            print(f"  verified {done:,}/{total:,} events", file=sys.stderr, flush=True)
+
+    result = audit_verification.verify_all(instance, resume=args.resume, progress=progress)
+    if interactive:
+        print(file=sys.stderr)
     if result.ok:
         print(f"audit chain OK: {result.events} events, head {result.head_hash}")
         return 0

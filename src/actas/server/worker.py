@@ -1,4 +1,5 @@
-"""Background work of a serving process: webhooks, lapsed sessions, rate-limit counters.
+"""Background work of a serving process: webhooks, lapsed sessions, rate-limit counters,
+the audit chain's verification.
 
 Runs as one asyncio task per process, doing its (blocking, database-bound)
 rounds in a worker thread; webhook deliveries run in lanes of their own, one
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from actas.server import rate_limits, sessions, webhooks
+from actas.server import audit_verification, rate_limits, sessions, webhooks
 from actas.server.impersonation import redemption
 from actas.server.instance import Instance
 
@@ -28,12 +29,14 @@ INTERVAL_SECONDS = 1.0
 def run_once(instance: Instance, client: httpx.Client,
              dispatcher: webhooks.Dispatcher | None = None) -> None:
     """One round: settle lapsed sessions, summarise repeated ticket refusals, drop old
-    rate-limit counters, then send due webhooks: through ``dispatcher`` (lanes that run
-    on, never waited for) in a serving process, else here and now."""
+    rate-limit counters, verify the audit chain a slice further, then send due
+    webhooks: through ``dispatcher`` (lanes that run on, never waited for) in a
+    serving process, else here and now."""
     sessions.settle_lapsed(instance)
     redemption.summarise_refusals(instance)  # before pruning the counters it reads
     with instance.transaction() as db:
         rate_limits.prune(db, now_ms=instance.now_ms())
+    audit_verification.advance(instance)
     if dispatcher is not None:
         dispatcher.dispatch()
     else:

@@ -227,6 +227,27 @@ class AuditChainHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditCheckpoint(Base):
+    """How far the audit chain is known to verify, sealed with the chain's own key.
+
+    ``verified``: every event up to ``seq`` was verified, and ``hash`` is that
+    event's hash. ``full_pass``: where the background re-verification from the
+    first event has got to, and when it last completed. ``mac`` is an HMAC over
+    the row keyed from the instance secret, so a database writer cannot move a
+    checkpoint past an edit.
+    """
+
+    __tablename__ = "audit_checkpoints"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    seq: Mapped[int]
+    hash: Mapped[str] = mapped_column(String(64))
+    completed_at: Mapped[int | None]
+    problem: Mapped[str | None] = mapped_column(String(512))
+    mac: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[int]
+
+
 class WebhookEndpoint(Base):
     __tablename__ = "webhook_endpoints"
 
