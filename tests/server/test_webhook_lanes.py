@@ -10,7 +10,6 @@ healthy one has everything meanwhile.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -28,19 +27,6 @@ REASON = "ticket #42"
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"webhooks_allow_private_networks": True}  # the receivers are on loopback
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False) as client:
-        yield client
 
 
 def _register(backend: TestClient, url: str) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +37,6 @@ DEADLINE = 120.0  # seconds the serving process gets to deliver (bounds a hang o
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"webhooks_allow_private_networks": True}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    server = Receiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    with httpx.Client(trust_env=False) as client:
-        yield client
 
 
 # -- steps --------------------------------------------------------------------------------
