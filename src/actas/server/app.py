@@ -18,9 +18,9 @@ DESCRIPTION = """\
 **Backend API** (`Authorization: Bearer sk_…`): users, sessions, JWKS, in the
 shapes of Clerk's Backend API.
 
-**Frontend API** (the `__client` cookie; state changes need an allowed
-`Origin` and `Content-Type: application/json`): sign-up, sign-in, the current
-client, session tokens.
+**Frontend API** (the `__Host-client` cookie, `__client` on plain HTTP; state
+changes need an allowed `Origin` and `Content-Type: application/json`):
+sign-up, sign-in, the current client, session tokens.
 
 Every error is `{"errors": [{"code", "message", "long_message", "meta"}]}`.
 """

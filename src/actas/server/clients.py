@@ -1,4 +1,5 @@
-"""Clients: one per browser, identified by the HttpOnly ``__client`` cookie.
+"""Clients: one per browser, identified by the HttpOnly client cookie (``__Host-client``,
+or ``__client`` on plain HTTP; see ``http.cookies``).
 
 The cookie holds a random ``ct_…`` secret; the database holds only its
 SHA-256 digest, so a stolen database cannot be replayed as a cookie.
