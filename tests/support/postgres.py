@@ -170,6 +170,18 @@ class ThrowawayPostgres:
             raise
         return self
 
+    def halt(self) -> None:
+        """Stop the server as a crash or a restart would, keeping its data and port."""
+        self._run([self._binaries.pg_ctl, "stop", "-D", self._data_dir, "-m", "immediate",
+                   "-w"])
+        self._running = False
+
+    def resume(self) -> None:
+        """Start a halted server again, on the same port (its clients reconnect there)."""
+        self._run([self._binaries.pg_ctl, "start", "-w", "-t", str(_TIMEOUT), "-D",
+                   self._data_dir, "-l", self._log_file, "-o", f"-p {self._port}"])
+        self._running = True
+
     def stop(self) -> None:
         """Stop the server (if it runs) and remove its directory; safe to call twice."""
         try:

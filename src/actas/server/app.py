@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 import actas
 from actas.server import api_docs, backend_api, dashboard, frontend_api, worker
@@ -54,7 +57,20 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        """Liveness: the process answers (restart it if this fails)."""
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> Response:
+        """Readiness: the database answers (send no traffic here while this is 503)."""
+        try:
+            with instance.snapshot() as db:
+                db.execute(text("SELECT 1"))
+        except OperationalError:
+            return errors.envelope(503, errors.error_entry(
+                "database_unavailable", "The database does not answer; retry shortly."),
+                headers={"Retry-After": "1"})
+        return JSONResponse({"status": "ready"})
 
     app.add_middleware(
         CORSMiddleware,

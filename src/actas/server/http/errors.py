@@ -114,9 +114,12 @@ async def _on_data_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_database_busy(_request: Request, exc: Exception) -> JSONResponse:
+    # Down, restarting, read-only or out of disk: the transaction rolled back, so
+    # nothing was half-written, and the same request can simply be sent again.
     log.warning("database unavailable: %s", type(exc).__name__)
-    message = "The database is busy or unavailable; retry shortly."
-    return envelope(503, error_entry("service_unavailable", message), headers={"Retry-After": "1"})
+    message = "The database is busy or unavailable; nothing was changed. Retry shortly."
+    return envelope(503, error_entry("database_unavailable", message),
+                    headers={"Retry-After": "1"})
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
