@@ -157,6 +157,12 @@ class ActasServer:
                 process.wait()
         return process.returncode
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or the OOM killer would: no shutdown code runs."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
     def __enter__(self) -> ActasServer:
         return self.start()
 
