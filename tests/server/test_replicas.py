@@ -225,3 +225,22 @@ def test_two_hundred_simultaneous_refreshes_of_one_session_over_both_replicas(
             browser.get(f"{a.url}/v1/client"))["response"]["id"]}))
         assert [s["id"] for s in sessions] == [session_id]
         assert sessions[0]["status"] == "active"
+
+
+def test_audit_appends_from_both_replicas_at_once_keep_one_chain(
+        replicas: tuple[ActasServer, ActasServer], database_url: str, tmp_path: Path) -> None:
+    """No fork: the chain head serialises appends across processes."""
+    a, b = replicas
+    with _api(a) as api_a:
+        user_id, _ = _user(api_a)
+
+    def issue(i: int) -> int:
+        with _api((a, b)[i % 2]) as api:
+            return api.post("/v1/actor_tokens", json={
+                "user_id": user_id, "actor": {"sub": f"op_{i}"}, "reason": "r"}).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert set(pool.map(issue, range(80))) == {200}
+    result = run_actas("audit", "verify", "--data-dir", "cli", cwd=tmp_path,
+                       env=_env(database_url))
+    assert result.returncode == 0 and "audit chain OK" in result.stdout, described(result)
