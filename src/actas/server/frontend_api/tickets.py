@@ -17,9 +17,11 @@ from actas._errors import ImpersonationRefused, TicketRejected, TooManyRequests
 from actas.server.frontend_api.responses import client_or_new
 from actas.server.http.origins import instance_of, request_origin
 from actas.server.impersonation import redemption
-from actas.server.resources import ErrorEnvelope
 
 router = APIRouter(tags=["Frontend API"])
+# The JSON API's error body (a component every JSON route documents); the model
+# itself cannot be named here, or FastAPI files it under this route's text/html.
+_ERROR_ENVELOPE = {"$ref": "#/components/schemas/ErrorEnvelope"}
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Cannot sign in</title>
@@ -41,7 +43,11 @@ color:#1a1a1a}}h1{{font-size:1.4rem}}code{{background:#f0f0f0;padding:.1rem .3re
                 429: {"description": "Too many failed attempts from this address or with "
                                      "this ticket (HTML page)",
                       "content": {"text/html": {}}},
-                422: {"model": ErrorEnvelope, "description": "The ticket parameter is missing"},
+                # JSON, not a page: FastAPI's validation answers before this handler runs.
+                422: {"description": "The ticket parameter is missing",
+                      "content": {"application/json": {"schema": _ERROR_ENVELOPE}}},
+                503: {"description": "The database is unavailable",
+                      "content": {"application/json": {"schema": _ERROR_ENVELOPE}}},
             },
             summary="Accept an impersonation ticket: sign in and go to the application")
 def accept(request: Request,

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from actas._errors import ActasError
 from actas.server.resources import ErrorEnvelope
@@ -33,6 +34,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (403, "Not allowed (origin, ban, permission)"),
         (404, "No such resource"),
         (422, "A parameter is missing, unknown or invalid"),
+        (429, "Too many attempts from this address or for this account; see Retry-After"),
+        (503, "The database is unavailable; nothing was changed; see Retry-After"),
     ]
 }
 
@@ -86,16 +89,29 @@ async def _on_actas_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
     if exc.status_code == 404:
         code, message = "resource_not_found", "There is nothing at this address."
     elif exc.status_code == 405:
         code, message = "method_not_allowed", "This address does not accept that method."
+        # Starlette names only the first route's methods; a client deserves them all.
+        headers["Allow"] = ", ".join(_allowed_methods(request))
     else:
         code, message = "invalid_request", str(exc.detail)
-    return envelope(exc.status_code, error_entry(code, message),
-                    headers=dict(exc.headers or {}))
+    return envelope(exc.status_code, error_entry(code, message), headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    scope = {**request.scope, "method": "GET"}
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(scope)[0] != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def _on_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
