@@ -341,3 +341,16 @@ def test_operators_lifecycle_disable_enable_set_role_list_each_audited(tmp_path:
         types = [row[0] for row in db.execute(
             "SELECT type FROM audit_events WHERE type LIKE 'operator.%' ORDER BY seq")]
     assert types == ["operator.disabled", "operator.enabled", "operator.role_changed"]
+
+
+def test_serve_runs_several_worker_processes_on_one_database(tmp_path: Path) -> None:
+    env = actas_env(ACTAS_SECRET_KEY=CONFIGURED_SECRET_KEY)
+    with ActasServer(["--data-dir", "data", "--workers", "2"], cwd=tmp_path,
+                     env=env) as server, backend(server, CONFIGURED_SECRET_KEY) as api:
+        created = api.post("/v1/users", json={"email_address": ["ada@example.com"]})
+        assert created.status_code == 200, server.output()
+        for _ in range(20):  # whichever process answers sees the same database
+            fetched = api.get(f"/v1/users/{created.json()['id']}")
+            assert fetched.status_code == 200, server.output()
+        workers = set(re.findall(r"Started server process \[(\d+)\]", server.stderr()))
+        assert len(workers) == 2, server.output()

@@ -82,3 +82,13 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
     )
     app.add_middleware(RequestLimits, max_bytes=instance.settings.max_body_bytes)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The serving app of one process of ``actas serve --workers N``, configured from the
+    ``ACTAS_*`` environment that the parent process resolved (uvicorn's factory)."""
+    from actas.server.http import log_redaction
+    from actas.server.settings import load_settings
+
+    log_redaction.install()  # each worker process configures its own loggers
+    return create_app(Instance.start(load_settings()), background=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -35,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
                        "(env ACTAS_FRONTEND_API_URL)")
     serve.add_argument("--allowed-origins", help="comma-separated browser origins allowed to "
                        "call the Frontend API (env ACTAS_ALLOWED_ORIGINS)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="serving processes on this machine, sharing the database "
+                       "(default 1; about one per core)")
 
     dev = commands.add_parser("dev", help="actas + the demo app on SQLite, with demo data")
     dev.add_argument("--host", default="localhost")
@@ -128,6 +132,18 @@ def _serve(args: argparse.Namespace) -> None:
     # Flushed now: under systemd or docker stdout is a pipe, and a key still in
     # the buffer when the process dies would be lost for good (only its hash is kept).
     sys.stdout.flush()
+    if args.workers > 1:
+        # Each process builds its own app from the environment, as this one resolved it.
+        flags = {"ACTAS_DATABASE_URL": args.database_url, "ACTAS_DATA_DIR": args.data_dir,
+                 "ACTAS_HOST": args.host, "ACTAS_PORT": args.port and str(args.port),
+                 "ACTAS_FRONTEND_API_URL": args.frontend_api_url,
+                 "ACTAS_ALLOWED_ORIGINS": args.allowed_origins}
+        os.environ.update({name: value for name, value in flags.items() if value})
+        instance.engine.dispose()
+        uvicorn.run("actas.server.app:from_environment", factory=True, workers=args.workers,
+                    host=settings.host, port=settings.port, log_level="info",
+                    proxy_headers=False)
+        return
     log_redaction.install()
     uvicorn.run(create_app(instance, background=True), host=settings.host, port=settings.port,
                 log_level="info", proxy_headers=False)
