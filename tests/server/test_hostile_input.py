@@ -233,3 +233,12 @@ def test_free_form_json_that_could_never_be_served_back_is_refused(
     assert actor.status_code == 422
     assert backend.get("/v1/users").status_code == 200
     assert backend.get("/v1/audit_events").status_code == 200
+
+
+def test_a_wrong_method_names_every_method_the_address_takes(backend: TestClient) -> None:
+    """Routes of included routers hide their methods: Allow must still name them all."""
+    response = backend.put("/v1/users", json={})
+    assert response.status_code == 405
+    assert response.json()["errors"][0]["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET, POST"
+    assert backend.request("PATCH", "/v1/me").headers["allow"] == "DELETE"

@@ -148,3 +148,23 @@ def test_changing_the_password_ends_every_other_session(backend: TestClient,
     assert error_code(mallory.post(f"/v1/client/sessions/{stolen}/tokens",
                                    json={})) == "session_not_active"
     assert browser.post(f"/v1/client/sessions/{own}/tokens", json={}).status_code == 200
+
+
+def test_a_session_revoked_during_the_password_check_changes_nothing(
+        backend: TestClient, browser: TestClient, instance: Instance,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check runs outside any transaction; what happened meanwhile still counts."""
+    user = create_user(backend)
+    session_id = sign_in(browser)
+    real_verify = instance.passwords.verify
+
+    def verify_while_an_admin_acts(stored: str | None, given: str) -> None:
+        backend.post(f"/v1/sessions/{session_id}/revoke")
+        real_verify(stored, given)
+
+    monkeypatch.setattr(instance.passwords, "verify", verify_while_an_admin_acts)
+    changed = browser.post("/v1/me/change_email",
+                           json={"email_address": "mallory@example.com", "password": PASSWORD})
+    assert changed.status_code == 400 and error_code(changed) == "session_not_active"
+    emails = backend.get(f"/v1/users/{user['id']}").json()["email_addresses"]
+    assert [e["email_address"] for e in emails] == ["ada@example.com"]

@@ -106,8 +106,12 @@ def _reauthenticate(request: Request, *, action: str, password: str
     return instance, session, user.password_hash
 
 
-def _current_user(db: Db, session: SessionRow, checked_hash: str | None) -> User:
-    user = users.get(db, session.user_id)
+def _current_user(db: Db, instance: Instance, session: SessionRow, checked_hash: str | None
+                  ) -> User:
+    """The user again, after the password check ran outside any transaction: the session
+    must still be active, the user not banned, the password the one that was checked."""
+    sessions.require_active(sessions.get(db, session.id, for_update=True), instance.now_ms())
+    user = users.require_not_banned(users.get(db, session.user_id))
     if user.password_hash != checked_hash:
         raise InvalidCredentials()  # the password changed while it was being checked
     return user
@@ -128,7 +132,7 @@ def change_password(request: Request, body: ChangePasswordBody,
     new_hash = instance.passwords.hash(body.new_password)  # outside the transaction too
     origin = request_origin(request)
     with instance.transaction() as db:
-        user = _current_user(db, session, checked)
+        user = _current_user(db, instance, session, checked)
         user.password_hash, user.updated_at = new_hash, instance.now_ms()
         # Whoever else holds a session (a stolen cookie, a forgotten laptop) is out.
         others = sessions.list_sessions(db, sessions.SessionQuery(
@@ -156,7 +160,7 @@ def change_email(request: Request, body: ChangeEmailBody,
     instance, session, checked = _reauthenticate(request, action="change the email address",
                                                  password=body.password)
     with instance.transaction() as db:
-        user = _current_user(db, session, checked)
+        user = _current_user(db, instance, session, checked)
         users.replace_primary_email(db, instance, user, body.email_address)
         instance.record(db, Record(type="user.email_changed", user_id=user.id,
                                    session_id=session.id, origin=request_origin(request)))
@@ -176,7 +180,7 @@ def delete_me(request: Request, body: DeleteAccountBody,
     instance, session, checked = _reauthenticate(request, action="delete the account",
                                                  password=body.password)
     with instance.transaction() as db:
-        user = _current_user(db, session, checked)
+        user = _current_user(db, instance, session, checked)
         users.delete_user(db, instance, user, origin=request_origin(request), by="user",
                           session_id=session.id)
     return DeletedObject(id=session.user_id, object="user")

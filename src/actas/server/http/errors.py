@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
 
 from actas._errors import ActasError
 from actas.server.resources import ErrorEnvelope
@@ -97,21 +97,23 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     elif exc.status_code == 405:
         code, message = "method_not_allowed", "This address does not accept that method."
         # Starlette names only the first route's methods; a client deserves them all.
-        headers["Allow"] = ", ".join(_allowed_methods(request))
+        allowed = _allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     else:
         code, message = "invalid_request", str(exc.detail)
     return envelope(exc.status_code, error_entry(code, message), headers=headers)
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    scope = {**request.scope, "method": "GET"}
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, BaseRoute) and route.matches(scope)[0] != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    if "GET" in methods:
-        methods.add("HEAD")
-    return sorted(methods)
+    """The methods some route answers at this path: each method tried against the routes
+    (routes of included routers are wrapped and do not list their methods)."""
+    allowed = []
+    for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
 
 
 async def _on_integrity_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -130,10 +132,10 @@ async def _on_data_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_database_busy(_request: Request, exc: Exception) -> JSONResponse:
-    # Down, restarting, read-only or out of disk: the transaction rolled back, so
-    # nothing was half-written, and the same request can simply be sent again.
+    # Down, restarting, read-only or out of disk: the failing transaction rolled
+    # back, so nothing is half-written, and the request can be sent again.
     log.warning("database unavailable: %s", type(exc).__name__)
-    message = "The database is busy or unavailable; nothing was changed. Retry shortly."
+    message = "The database is busy or unavailable; retry shortly."
     return envelope(503, error_entry("database_unavailable", message),
                     headers={"Retry-After": "1"})
 
