@@ -167,3 +167,46 @@ def test_a_failed_delivery_is_listed_and_can_be_resent(
     assert (delivered["status"], delivered["attempts"]) == ("delivered", 1)
     missing = backend.post(f"{path}/whdl_missing/resend")
     assert missing.status_code == 404
+
+
+def test_a_lane_whose_lease_lapsed_is_not_freed_or_used_by_its_old_sender(
+        backend: TestClient, instance: Instance, receiver: Receiver,
+        clock: FrozenClock) -> None:
+    """Sender A's send outlives its lease; B takes the lane over; A must not free B's lane
+    for a third sender, nor claim another delivery."""
+    endpoint = _register(backend, receiver.url)["id"]
+    _events(backend, 2)
+    owner_a = webhooks._take_lane(instance, endpoint)
+    assert owner_a is not None and webhooks._claim_head(instance, endpoint, owner_a)
+    clock.advance(ms=webhooks.LEASE_MS + 1)
+    owner_b = webhooks._take_lane(instance, endpoint)
+    assert owner_b is not None
+    webhooks._release_lane(instance, endpoint, owner_a)  # A finishes, late
+    assert webhooks._take_lane(instance, endpoint) is None  # still B's
+    assert webhooks._claim_head(instance, endpoint, owner_a) is None  # A stops
+    webhooks._release_lane(instance, endpoint, owner_b)
+    assert webhooks._take_lane(instance, endpoint) is not None
+
+
+def test_an_endpoint_whose_oldest_delivery_waits_is_not_due(
+        backend: TestClient, instance: Instance, http: httpx.Client) -> None:
+    """Failing endpoints must not look due every round and take the healthy one's turn."""
+    failing, healthy = Receiver().start(), Receiver().start()
+    try:
+        failing.fail_first = 1_000
+        _register(backend, failing.url)
+        user_id = create_user(backend)["id"]
+
+        def event() -> None:
+            assert backend.post("/v1/actor_tokens", json={
+                "user_id": user_id, "actor": {"sub": "op_alice"},
+                "reason": REASON}).status_code == 200
+
+        event()
+        webhooks.deliver_due(instance, http)  # the head fails: it waits out a backoff
+        ready = _register(backend, healthy.url)["id"]
+        event()  # a newer delivery for both: due, but behind the waiting head for one
+        assert webhooks.due_endpoints(instance) == [ready]
+    finally:
+        failing.stop()
+        healthy.stop()

@@ -39,8 +39,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session as Db
+from sqlalchemy.orm import aliased
 
 from actas._errors import ResourceNotFound, WebhookUrlNotAllowed
 from actas.server import ids, webhook_urls
@@ -157,20 +158,30 @@ class _Claimed:
 
 
 def due_endpoints(instance: Instance, *, exclude: frozenset[str] = frozenset()) -> list[str]:
-    """Endpoints whose oldest pending delivery is due, whose lane is free, whose circuit
-    is not open; ``exclude`` those this process is sending to already."""
+    """Endpoints whose oldest pending delivery is due (the one a lane sends first), whose
+    lane is free and whose circuit is not open, longest-waiting first; ``exclude`` those
+    this process is sending to already."""
     now = instance.now_ms()
+    older = aliased(WebhookDelivery)
     with instance.transaction() as db:
-        ids_ = db.scalars(
-            select(WebhookDelivery.endpoint_id).distinct()
+        rows = db.execute(
+            select(WebhookDelivery.endpoint_id, func.min(WebhookDelivery.next_attempt_at))
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
                    WebhookEndpoint.disabled.is_(False),
                    or_(WebhookEndpoint.lease_until.is_(None),
                        WebhookEndpoint.lease_until <= now),
                    or_(WebhookEndpoint.circuit_open_until.is_(None),
-                       WebhookEndpoint.circuit_open_until <= now))).all()
-    return sorted(set(ids_) - exclude)
+                       WebhookEndpoint.circuit_open_until <= now),
+                   ~exists().where(  # nothing older waits behind a retry: it is the head
+                       older.endpoint_id == WebhookDelivery.endpoint_id,
+                       older.status == "pending",
+                       or_(older.created_at < WebhookDelivery.created_at,
+                           and_(older.created_at == WebhookDelivery.created_at,
+                                older.id < WebhookDelivery.id))))
+            .group_by(WebhookDelivery.endpoint_id)).all()
+    return [endpoint_id for endpoint_id, _waiting_since in sorted(rows, key=lambda r: r[1])
+            if endpoint_id not in exclude]
 
 
 def deliver_endpoint(instance: Instance, client: httpx.Client, endpoint_id: str, *,
@@ -178,15 +189,17 @@ def deliver_endpoint(instance: Instance, client: httpx.Client, endpoint_id: str,
     """Send one endpoint's due deliveries, oldest first, stopping at the first failure
     (the rest wait behind it: order holds within an endpoint). Return how many succeeded.
 
-    Takes the endpoint's lane first (a lease in its row, so one sender on any
-    replica), and does nothing if another sender holds it or its circuit is open.
+    Takes the endpoint's lane first (a lease in its row with this sender's nonce, so
+    one sender on any replica), and does nothing if another sender holds it or its
+    circuit is open. A sender whose lease was taken over stops at its next delivery.
     """
-    if not _take_lane(instance, endpoint_id):
+    owner = _take_lane(instance, endpoint_id)
+    if owner is None:
         return 0
     delivered = 0
     try:
         for _ in range(limit):
-            item = _claim_head(instance, endpoint_id)
+            item = _claim_head(instance, endpoint_id, owner)
             if item is None:
                 break
             error = _send(instance, client, item)
@@ -195,7 +208,7 @@ def deliver_endpoint(instance: Instance, client: httpx.Client, endpoint_id: str,
                 break
             delivered += 1
     finally:
-        _release_lane(instance, endpoint_id)
+        _release_lane(instance, endpoint_id, owner)
     return delivered
 
 
@@ -259,8 +272,10 @@ class Dispatcher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _take_lane(instance: Instance, endpoint_id: str) -> bool:
+def _take_lane(instance: Instance, endpoint_id: str) -> str | None:
+    """This sender's nonce if it got the lane, else ``None``."""
     now = instance.now_ms()
+    owner = secrets.token_hex(8)
     with instance.transaction() as db:
         taken = db.execute(
             update(WebhookEndpoint)
@@ -268,31 +283,31 @@ def _take_lane(instance: Instance, endpoint_id: str) -> bool:
                    or_(WebhookEndpoint.lease_until.is_(None), WebhookEndpoint.lease_until <= now),
                    or_(WebhookEndpoint.circuit_open_until.is_(None),
                        WebhookEndpoint.circuit_open_until <= now))
-            .values(lease_until=now + LEASE_MS))
-        return bool(taken.rowcount)  # type: ignore[attr-defined]
+            .values(lease_until=now + LEASE_MS, lease_owner=owner))
+        return owner if taken.rowcount else None  # type: ignore[attr-defined]
 
 
-def _release_lane(instance: Instance, endpoint_id: str) -> None:
+def _release_lane(instance: Instance, endpoint_id: str, owner: str) -> None:
     with instance.transaction() as db:
-        db.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
-                   .values(lease_until=None))
+        db.execute(update(WebhookEndpoint)  # only our own lease: another may hold it now
+                   .where(WebhookEndpoint.id == endpoint_id,
+                          WebhookEndpoint.lease_owner == owner)
+                   .values(lease_until=None, lease_owner=None))
 
 
-def _claim_head(instance: Instance, endpoint_id: str) -> _Claimed | None:
-    """The endpoint's oldest pending delivery if it is due (renewing the lane's lease)."""
+def _claim_head(instance: Instance, endpoint_id: str, owner: str) -> _Claimed | None:
+    """The endpoint's oldest pending delivery if it is due, renewing this sender's lease;
+    ``None`` if there is none, or the lease was taken over (a send outlived it)."""
     now = instance.now_ms()
     with instance.transaction() as db:
-        endpoint = db.get(WebhookEndpoint, endpoint_id)
-        if endpoint is None:
+        endpoint = db.get(WebhookEndpoint, endpoint_id, with_for_update=True)
+        if endpoint is None or endpoint.lease_owner != owner or endpoint.disabled:
             return None
         head = db.scalar(select(WebhookDelivery)
                          .where(WebhookDelivery.endpoint_id == endpoint_id,
                                 WebhookDelivery.status == "pending")
                          .order_by(WebhookDelivery.created_at, WebhookDelivery.id).limit(1))
         if head is None or head.next_attempt_at > now:
-            return None
-        if endpoint.disabled:
-            head.status, head.last_error = "failed", "endpoint disabled"
             return None
         endpoint.lease_until = now + LEASE_MS
         head.attempts += 1
@@ -315,15 +330,18 @@ def _send(instance: Instance, client: httpx.Client, item: _Claimed) -> str | Non
     try:
         # Checked again now: the name may resolve elsewhere than at registration.
         target = check_url(instance, item.url)
-        response = client.post(target.url, content=item.body,
-                               headers={**headers, **target.headers},
-                               extensions=target.extensions, timeout=TIMEOUT_SECONDS)
+        # Only the status line and headers are read: a receiver that trickles its body
+        # cannot hold the lane (the timeout bounds each read, not the whole answer).
+        with client.stream("POST", target.url, content=item.body,
+                           headers={**headers, **target.headers},
+                           extensions=target.extensions, timeout=TIMEOUT_SECONDS) as response:
+            status = response.status_code
     except WebhookUrlNotAllowed as refused:
         return f"not sent: {refused.message}"[:500]
     except httpx.HTTPError as exc:
         return f"{type(exc).__name__}: {exc}"[:500]
-    if not 200 <= response.status_code < 300:
-        return f"HTTP {response.status_code}"
+    if not 200 <= status < 300:
+        return f"HTTP {status}"
     return None
 
 

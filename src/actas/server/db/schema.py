@@ -261,6 +261,7 @@ class WebhookEndpoint(Base):
     # One sender at a time per endpoint (its deliveries go out in order): the
     # lane is held until lease_until by whichever worker, on any replica, took it.
     lease_until: Mapped[int | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(32))  # who holds it: a nonce
     # The circuit breaker: open (nothing sent) until circuit_open_until.
     consecutive_failures: Mapped[int] = mapped_column(default=0)
     circuit_open_until: Mapped[int | None]

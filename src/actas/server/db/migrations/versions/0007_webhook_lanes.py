@@ -19,6 +19,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("webhook_endpoints") as batch:
         batch.add_column(sa.Column("lease_until", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("lease_owner", sa.String(32), nullable=True))
         batch.add_column(sa.Column("consecutive_failures", sa.BigInteger(), nullable=False,
                                    server_default="0"))
         batch.add_column(sa.Column("circuit_open_until", sa.BigInteger(), nullable=True))
@@ -31,4 +32,5 @@ def downgrade() -> None:
     with op.batch_alter_table("webhook_endpoints") as batch:
         batch.drop_column("circuit_open_until")
         batch.drop_column("consecutive_failures")
+        batch.drop_column("lease_owner")
         batch.drop_column("lease_until")
