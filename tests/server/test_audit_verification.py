@@ -123,3 +123,43 @@ def test_deleting_the_newest_event_is_caught_by_every_path(instance: Instance,
     assert not audit_verification.status(instance).ok
     result = audit_verification.verify_all(instance, slice_size=2)
     assert not result.ok and result.broken_seq == 5 and "missing" in (result.problem or "")
+
+
+def test_a_resumed_run_does_not_clear_a_break_the_background_pass_found(
+        instance: Instance, engine: Engine) -> None:
+    _append(instance, 10)
+    with pytest.raises(KeyboardInterrupt):
+        audit_verification.verify_all(instance, slice_size=8, progress=_interrupt)
+    _edit(engine, 3)
+    audit_verification.advance(instance)  # the background pass finds event 3
+    assert not audit_verification.status(instance).ok
+    audit_verification.verify_all(instance, resume=True)  # trusted its start, after 3
+    assert not audit_verification.status(instance).ok
+    fresh = audit_verification.verify_all(instance)  # from the first event: the truth
+    assert not fresh.ok and fresh.broken_seq == 3
+
+
+def test_a_rewound_checkpoint_is_caught(instance: Instance, engine: Engine) -> None:
+    _append(instance, 6)
+    assert audit_verification.status(instance).verified_through == 6
+    with engine.begin() as connection:  # delete the bookkeeping to hide what follows
+        connection.execute(AuditCheckpoint.__table__.delete())
+    result = audit_verification.status(instance)
+    assert not result.ok and "went back" in (result.problem or "")
+
+
+def test_a_forged_full_pass_row_is_kept_as_evidence(instance: Instance, engine: Engine,
+                                                     clock: FrozenClock) -> None:
+    _append(instance, 4)
+    audit_verification.advance(instance)
+    table = AuditCheckpoint.__table__
+    with engine.begin() as connection:
+        connection.execute(update(table).where(table.c.name == "full_pass")
+                           .values(completed_at=clock.now_ms() + 10**9))
+    clock.advance(ms=audit_verification.FULL_PASS_INTERVAL_MS)
+    audit_verification.advance(instance)
+    assert "altered" in (audit_verification.status(instance).problem or "")
+
+
+def _interrupt(done: int, total: int) -> None:
+    raise KeyboardInterrupt

@@ -76,6 +76,9 @@ class AuditLog:
         self._key = derive_key(instance_secret, "audit-chain")
         self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
         self._checkpoint_key = derive_key(instance_secret, "audit-checkpoint")
+        # The furthest this process has seen the chain verified: a checkpoint found
+        # behind it was rewound (see audit_verification.status).
+        self.verified_high_water = 0
 
     def ensure_head(self, db: Db) -> None:
         if db.get(AuditChainHead, _HEAD_ID) is None:
@@ -185,9 +188,10 @@ class AuditLog:
 
     # -- checkpoints: sealed with the chain's key -------------------------------------------
 
-    def read_checkpoint(self, db: Db, name: str) -> Checkpoint | None:
+    def read_checkpoint(self, db: Db, name: str, *, for_update: bool = False
+                        ) -> Checkpoint | None:
         """The checkpoint ``name``; raises ``CheckpointForged`` if its seal does not match."""
-        row = db.get(AuditCheckpoint, name)
+        row = db.get(AuditCheckpoint, name, with_for_update=for_update)
         if row is None:
             return None
         checkpoint = Checkpoint(row.name, row.seq, row.hash, row.completed_at, row.problem)

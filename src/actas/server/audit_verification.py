@@ -66,6 +66,15 @@ def status(instance: Instance, *, max_new: int = STATUS_MAX_NEW) -> ChainStatus:
                                head_hash=GENESIS, last_full_check_at=None, problem=str(forged))
         start = checkpoint or Checkpoint(VERIFIED, 0, GENESIS)
         last_full = full.completed_at if full else None
+        if start.seq < audit.verified_high_water:
+            # Checkpoints only move forward: a removed or replayed row is someone
+            # rewinding the bookkeeping to hide what came after it.
+            return ChainStatus(
+                ok=False, verified_through=start.seq, head_seq=head_seq,
+                head_hash=start.hash, last_full_check_at=last_full,
+                problem=f"the verified checkpoint went back from event "
+                        f"{audit.verified_high_water} to {start.seq}: it was removed or "
+                        "replaced with an older one")
         if full is not None and full.problem:
             return _broken(full.problem, start, head_seq, last_full)
         if audit.event_hash(db, start.seq) != start.hash:
@@ -83,6 +92,7 @@ def status(instance: Instance, *, max_new: int = STATUS_MAX_NEW) -> ChainStatus:
                            problem=walked.problem)
     if walked.events > start.seq:
         _move_verified(instance, walked)
+    audit.verified_high_water = max(audit.verified_high_water, walked.events)
     return ChainStatus(ok=True, verified_through=walked.events, head_seq=head_seq,
                        head_hash=walked.head_hash, last_full_check_at=last_full)
 
@@ -125,8 +135,11 @@ def verify_all(instance: Instance, *, resume: bool = False, slice_size: int = SL
             break
     if walked.ok:
         _move_verified(instance, walked)
-        _save(instance, Checkpoint(FULL_PASS, 0, GENESIS, completed_at=instance.now_ms()))
         _save(instance, Checkpoint(CLI_RUN, 0, GENESIS))
+        if saved is None or saved.seq == 0:
+            # Only a walk from the very first event vouches for the whole chain (and may
+            # clear what the background pass found); a resumed one trusted its start.
+            _save(instance, Checkpoint(FULL_PASS, 0, GENESIS, completed_at=instance.now_ms()))
     return walked
 
 
@@ -135,9 +148,10 @@ def _full_pass_step(instance: Instance, budget: int) -> None:
     now = instance.now_ms()
     with instance.snapshot() as db:
         try:
-            full = audit.read_checkpoint(db, FULL_PASS) or Checkpoint(FULL_PASS, 0, GENESIS)
+            stored = audit.read_checkpoint(db, FULL_PASS)
         except CheckpointForged:
-            full = Checkpoint(FULL_PASS, 0, GENESIS)  # start over; status() reports it
+            return  # evidence: status() reports it until a full CLI run replaces it
+        full = stored or Checkpoint(FULL_PASS, 0, GENESIS)
         if full.problem or (full.seq == 0 and full.completed_at is not None
                             and now - full.completed_at < FULL_PASS_INTERVAL_MS):
             return  # a break stays reported until someone looks; a fresh pass rests
@@ -153,19 +167,27 @@ def _full_pass_step(instance: Instance, budget: int) -> None:
     if not walked.ok:
         where = f"event {walked.broken_seq}" + (f" ({walked.broken_id})"
                                                  if walked.broken_id else "")
-        _save(instance, Checkpoint(FULL_PASS, full.seq, full.hash, full.completed_at,
-                                   f"{where}: {walked.problem}"))
+        new = Checkpoint(FULL_PASS, full.seq, full.hash, full.completed_at,
+                         f"{where}: {walked.problem}")
     elif done:
-        _save(instance, Checkpoint(FULL_PASS, 0, GENESIS, completed_at=now))
+        new = Checkpoint(FULL_PASS, 0, GENESIS, completed_at=now)
     else:
-        _save(instance, Checkpoint(FULL_PASS, walked.events, walked.head_hash,
-                                   full.completed_at))
+        new = Checkpoint(FULL_PASS, walked.events, walked.head_hash, full.completed_at)
+    with instance.transaction() as db:
+        # Compare and set: another replica's pass may have moved on, or found a break,
+        # since this one read the row; a found break is never overwritten here.
+        try:
+            current = audit.read_checkpoint(db, FULL_PASS, for_update=True)
+        except CheckpointForged:
+            return
+        if current == stored:
+            audit.save_checkpoint(db, new, now_ms=now)
 
 
 def _move_verified(instance: Instance, walked: Verification) -> None:
     """Move the ``verified`` checkpoint forward to ``walked`` (never back)."""
     with instance.transaction() as db:
-        current = instance.audit.read_checkpoint(db, VERIFIED)
+        current = instance.audit.read_checkpoint(db, VERIFIED, for_update=True)
         if current is None or current.seq < walked.events:
             instance.audit.save_checkpoint(db, Checkpoint(VERIFIED, walked.events,
                                                           walked.head_hash),

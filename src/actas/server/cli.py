@@ -225,7 +225,9 @@ def _verify_audit(args: argparse.Namespace) -> int:
     if interactive:
         print(file=sys.stderr)
     if result.ok:
-        print(f"audit chain OK: {result.events} events, head {result.head_hash}")
+        resumed = (" (resumed: run without --resume to check from the first event)"
+                   if args.resume else "")
+        print(f"audit chain OK: {result.events} events, head {result.head_hash}{resumed}")
         return 0
     where = f"event {result.broken_seq}" + (f" ({result.broken_id})" if result.broken_id else "")
     print(f"audit chain BROKEN at {where}: {result.problem}", file=sys.stderr)
