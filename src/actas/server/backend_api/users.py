@@ -84,12 +84,13 @@ Millis = Annotated[int | None, Query(ge=0, le=2**62, description="Unix ms, exclu
 @router.post("/v1/users", response_model=UserObject, summary="Create a user")
 def create_user(request: Request, body: CreateUserBody) -> UserObject:
     instance = instance_of(request)
+    password_hash = users.hash_password(instance, body.password)  # outside the write lock
     with instance.transaction() as db:
         user = users.create(
             db, instance,
             email_addresses=body.email_address or (),
             username=body.username,
-            password=body.password,
+            password_hash=password_hash,
             first_name=body.first_name,
             last_name=body.last_name,
             external_id=body.external_id,

@@ -50,8 +50,9 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
     origin = request_origin(request)
     operator_sessions.check_sign_in_csrf(instance, request, csrf_token)
     email = email.strip().lower()
-    # One transaction for the limit check, the password check and the failure it
-    # may record: parallel guesses queue on the limits' counter rows (rate_limits).
+    # The limit first, in a short transaction of its own (a failure is reserved and
+    # refunded on success); the password check runs outside any transaction, so an
+    # argon2 run never holds the database's write lock (see rate_limits).
     with instance.transaction() as db:
         try:
             charge = rate_limits.OPERATOR_SIGN_IN.spend(db, account=email, origin=origin,
@@ -60,18 +61,24 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
             return _form(request, status_code=429, email=email,
                          error=limited.message + " Or ask an owner to check your account.")
         operator = db.scalar(select(Operator).where(Operator.email_address == email))
-        try:
-            instance.passwords.verify(operator.password_hash if operator else None, password)
-            if operator is None or operator.disabled:
-                raise InvalidCredentials()
-        except InvalidCredentials:
-            instance.record(db, Record(type=FAILED, actor_sub=email, origin=origin))
+    try:
+        instance.passwords.verify(operator.password_hash if operator else None, password)
+        if operator is None or operator.disabled:
+            raise InvalidCredentials()
+    except InvalidCredentials:
+        instance.record_alone(Record(type=FAILED, actor_sub=email, origin=origin))
+        return _form(request, status_code=401, email=email,
+                     error="That email address and password do not match an operator.")
+    with instance.transaction() as db:
+        current = db.get(Operator, operator.id)
+        if current is None or current.disabled or \
+                current.password_hash != operator.password_hash:  # changed meanwhile
             return _form(request, status_code=401, email=email,
                          error="That email address and password do not match an operator.")
         rate_limits.refund(db, charge)  # a success is not a failed sign-in
         response = pages.redirect(request, "/dashboard/users")
-        operator_sessions.start(db, instance, operator, response)
-        instance.record(db, Record(type="operator.signed_in", actor_sub=operator.id,
+        operator_sessions.start(db, instance, current, response)
+        instance.record(db, Record(type="operator.signed_in", actor_sub=current.id,
                                    origin=origin, data={"email": email}))
         return response
 

@@ -62,12 +62,13 @@ def sign_up(request: Request, response: Response, body: SignUpBody,
                                                    instance.settings.sign_ups_per_address),
                                 rate_limits.address_of(origin))],
                           now_ms=instance.now_ms(), what="sign-ups from this address")
+    password_hash = users.hash_password(instance, body.password)  # outside the write lock
     with instance.transaction() as db:
         user = users.create(
             db, instance,
             email_addresses=[body.email_address],
             username=body.username,
-            password=body.password,
+            password_hash=password_hash,
             first_name=body.first_name,
             last_name=body.last_name,
             unsafe_metadata=body.unsafe_metadata,
