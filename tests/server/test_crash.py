@@ -17,11 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from tests.conftest import APP_ORIGIN, BACKENDS, SECRET_KEY
+from tests.support.databases import own_database
 from tests.support.flows import PASSWORD
 from tests.support.processes import ActasServer, actas_env, described, run_actas
 
@@ -41,18 +39,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'data' / 'actas.db'}"
         return
-    admin_url = make_url(request.getfixturevalue("postgres_url")).set(
-        drivername="postgresql+psycopg")
-    name = f"actas_crash_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
+    with own_database(request.getfixturevalue("postgres_url"), "actas_crash") as url:
+        yield url
 
 
 class Load:

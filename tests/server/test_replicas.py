@@ -20,11 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from tests.conftest import APP_ORIGIN, BACKENDS, SECRET_KEY
+from tests.support.databases import own_database
 from tests.support.flows import PASSWORD
 from tests.support.processes import ActasServer, actas_env, described, run_actas
 
@@ -39,19 +37,8 @@ pytestmark = [pytest.mark.postgresql,
 @pytest.fixture(scope="module")
 def database_url(postgres_url: str) -> Iterator[str]:
     """A database of this module's own on the test server."""
-    admin_url = make_url(postgres_url).set(drivername="postgresql+psycopg")
-    name = f"actas_replicas_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            yield admin_url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
+    with own_database(postgres_url, "actas_replicas") as url:
+        yield url
 
 
 def _env(database_url: str) -> dict[str, str]:

@@ -26,14 +26,12 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-import sqlalchemy
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 from starlette.testclient import TestClient
 
 from actas.server import Instance, create_app
 from actas.server.clock import FrozenClock
 from tests.conftest import APP_ORIGIN, BACKENDS, SECRET_KEY
+from tests.support.databases import own_database
 from tests.support.flows import PASSWORD
 from tests.support.processes import ActasServer, actas_env
 
@@ -304,19 +302,8 @@ def test_fifty_simultaneous_redemptions_on_one_sqlite_server_make_one_session(
 @pytest.fixture(scope="module")
 def dedicated_postgres_database(postgres_url: str) -> Iterator[str]:
     """A database of its own on the test server: the shared one is emptied between tests."""
-    admin_url = make_url(postgres_url).set(drivername="postgresql+psycopg")
-    name = f"actas_race_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            yield admin_url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
+    with own_database(postgres_url, "actas_race") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
