@@ -36,8 +36,10 @@ color:#1a1a1a}}h1{{font-size:1.4rem}}code{{background:#f0f0f0;padding:.1rem .3re
 @router.get("/v1/tickets/accept", response_class=HTMLResponse,
             responses={
                 303: {"description": "Signed in; redirecting to the application"},
-                400: {"description": "Unknown, expired, revoked or used ticket (HTML page)",
-                      "content": {"text/html": {}}},
+                400: {"description": "Unknown, expired, revoked or used ticket (HTML page); "
+                                     "JSON when the address itself is malformed (a NUL)",
+                      "content": {"text/html": {},
+                                  "application/json": {"schema": _ERROR_ENVELOPE}}},
                 403: {"description": "The impersonation policy refused (HTML page)",
                       "content": {"text/html": {}}},
                 429: {"description": "Too many failed attempts from this address or with "
