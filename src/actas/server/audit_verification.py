@@ -23,9 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from actas.server.audit import GENESIS, Checkpoint, CheckpointForged, Verification
 from actas.server.instance import Instance
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session as Db
 
 VERIFIED = "verified"
 FULL_PASS = "full_pass"  # noqa: S105  (a checkpoint's name)
@@ -77,14 +81,8 @@ def status(instance: Instance, *, max_new: int = STATUS_MAX_NEW) -> ChainStatus:
                         "replaced with an older one")
         if full is not None and full.problem:
             return _broken(full.problem, start, head_seq, last_full)
-        if audit.event_hash(db, start.seq) != start.hash:
-            return ChainStatus(
-                ok=False, verified_through=0, head_seq=head_seq, head_hash=GENESIS,
-                last_full_check_at=last_full, broken_seq=start.seq,
-                problem=f"event {start.seq} changed or vanished after it was verified")
-        walked = audit.walk(db, after_seq=start.seq, after_hash=start.hash, limit=max_new)
-        if walked.ok and (walked.events >= head_seq or walked.events - start.seq < max_new):
-            walked = audit.check_head(db, walked)  # the end of the table: all accounted for?
+        walked, _at_end = _slice(instance, db, start.seq, start.hash, max_new,
+                                 "after it was verified")
     if not walked.ok:
         return ChainStatus(ok=False, verified_through=walked.events, head_seq=head_seq,
                            head_hash=walked.head_hash, last_full_check_at=last_full,
@@ -115,17 +113,9 @@ def verify_all(instance: Instance, *, resume: bool = False, slice_size: int = SL
     seq, hash_ = (saved.seq, saved.hash) if saved else (0, GENESIS)
     while True:
         with instance.snapshot() as db:
-            if audit.event_hash(db, seq) != hash_:
-                return Verification(False, seq, hash_, seq, None,
-                                    f"event {seq} changed or vanished since the run began")
-            walked = audit.walk(db, after_seq=seq, after_hash=hash_, limit=slice_size)
+            walked, finished = _slice(instance, db, seq, hash_, slice_size,
+                                      "since the run began")
             total = max(total, audit.head_seq(db))
-            # The end: the head of this snapshot, or no event after the last one (then
-            # check_head says what is missing).
-            finished = walked.ok and (walked.events >= audit.head_seq(db)
-                                      or walked.events - seq < slice_size)
-            if finished:
-                walked = audit.check_head(db, walked)
         if walked.ok:
             seq, hash_ = walked.events, walked.head_hash
             _save(instance, Checkpoint(CLI_RUN, seq, hash_))
@@ -155,15 +145,8 @@ def _full_pass_step(instance: Instance, budget: int) -> None:
         if full.problem or (full.seq == 0 and full.completed_at is not None
                             and now - full.completed_at < FULL_PASS_INTERVAL_MS):
             return  # a break stays reported until someone looks; a fresh pass rests
-        if audit.event_hash(db, full.seq) != full.hash:
-            walked = Verification(False, full.seq, full.hash, full.seq, None,
-                                  f"event {full.seq} changed or vanished after it was verified")
-        else:
-            walked = audit.walk(db, after_seq=full.seq, after_hash=full.hash, limit=budget)
-        done = walked.ok and (walked.events >= audit.head_seq(db)
-                              or walked.events - full.seq < budget)
-        if done:
-            walked = audit.check_head(db, walked)
+        walked, done = _slice(instance, db, full.seq, full.hash, budget,
+                              "after it was verified")
     if not walked.ok:
         where = f"event {walked.broken_seq}" + (f" ({walked.broken_id})"
                                                  if walked.broken_id else "")
@@ -182,6 +165,24 @@ def _full_pass_step(instance: Instance, budget: int) -> None:
             return
         if current == stored:
             audit.save_checkpoint(db, new, now_ms=now)
+
+
+def _slice(instance: Instance, db: Db, seq: int, hash_: str, limit: int, since: str
+           ) -> tuple[Verification, bool]:
+    """Verify at most ``limit`` events after event ``seq``, whose stored hash must still be
+    ``hash_``; where that reaches the end of the table, the chain head must agree too.
+
+    Returns the result and whether it reached the end (the head of this snapshot, or
+    no event after the last one: then ``check_head`` says what is missing). A start
+    that changed or vanished is reported with nothing verified.
+    """
+    audit = instance.audit
+    if audit.event_hash(db, seq) != hash_:
+        return Verification(False, 0, GENESIS, seq, None,
+                            f"event {seq} changed or vanished {since}"), False
+    walked = audit.walk(db, after_seq=seq, after_hash=hash_, limit=limit)
+    at_end = walked.ok and (walked.events >= audit.head_seq(db) or walked.events - seq < limit)
+    return (audit.check_head(db, walked) if at_end else walked), at_end
 
 
 def _move_verified(instance: Instance, walked: Verification) -> None:

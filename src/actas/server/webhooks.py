@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session as Db
 from sqlalchemy.orm import aliased
 
@@ -168,11 +168,7 @@ def due_endpoints(instance: Instance, *, exclude: frozenset[str] = frozenset()) 
             select(WebhookDelivery.endpoint_id, func.min(WebhookDelivery.next_attempt_at))
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
             .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
-                   WebhookEndpoint.disabled.is_(False),
-                   or_(WebhookEndpoint.lease_until.is_(None),
-                       WebhookEndpoint.lease_until <= now),
-                   or_(WebhookEndpoint.circuit_open_until.is_(None),
-                       WebhookEndpoint.circuit_open_until <= now),
+                   *_lane_free(now),
                    ~exists().where(  # nothing older waits behind a retry: it is the head
                        older.endpoint_id == WebhookDelivery.endpoint_id,
                        older.status == "pending",
@@ -272,6 +268,14 @@ class Dispatcher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _lane_free(now: int) -> tuple[ColumnElement[bool], ...]:
+    """An endpoint a sender may take now: enabled, no live lease, circuit not open."""
+    return (WebhookEndpoint.disabled.is_(False),
+            or_(WebhookEndpoint.lease_until.is_(None), WebhookEndpoint.lease_until <= now),
+            or_(WebhookEndpoint.circuit_open_until.is_(None),
+                WebhookEndpoint.circuit_open_until <= now))
+
+
 def _take_lane(instance: Instance, endpoint_id: str) -> str | None:
     """This sender's nonce if it got the lane, else ``None``."""
     now = instance.now_ms()
@@ -279,10 +283,7 @@ def _take_lane(instance: Instance, endpoint_id: str) -> str | None:
     with instance.transaction() as db:
         taken = db.execute(
             update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == endpoint_id, WebhookEndpoint.disabled.is_(False),
-                   or_(WebhookEndpoint.lease_until.is_(None), WebhookEndpoint.lease_until <= now),
-                   or_(WebhookEndpoint.circuit_open_until.is_(None),
-                       WebhookEndpoint.circuit_open_until <= now))
+            .where(WebhookEndpoint.id == endpoint_id, *_lane_free(now))
             .values(lease_until=now + LEASE_MS, lease_owner=owner))
         return owner if taken.rowcount else None  # type: ignore[attr-defined]
 

@@ -60,9 +60,13 @@ class SignedInOperator:
         return operators.permissions(self.operator)
 
 
+def _mac(instance: Instance, purpose: str, value: str) -> str:
+    key = derive_key(instance.settings.instance_secret, purpose)
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
 def csrf_token(instance: Instance, session_id: str) -> str:
-    key = derive_key(instance.settings.instance_secret, "dashboard-csrf")
-    return hmac.new(key, session_id.encode(), hashlib.sha256).hexdigest()
+    return _mac(instance, "dashboard-csrf", session_id)
 
 
 def start(db: Db, instance: Instance, operator: Operator, response: Response) -> None:
@@ -97,8 +101,7 @@ def current(db: Db, instance: Instance, request: Request) -> SignedInOperator:
 
 
 def _sign_in_token(instance: Instance, nonce: str) -> str:
-    key = derive_key(instance.settings.instance_secret, "dashboard-sign-in-csrf")
-    return hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()
+    return _mac(instance, "dashboard-sign-in-csrf", nonce)
 
 
 def sign_in_csrf_token(instance: Instance, request: Request) -> tuple[str, str | None]:
