@@ -10,7 +10,7 @@ nothing needs to run on a timer for a session to stop being usable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -156,6 +156,19 @@ def end(db: Db, instance: Instance, row: SessionRow, *, status: Literal["ended",
         session_id=row.id, actor_token_id=row.actor_token_id, origin=origin,
         data={"actor": row.actor, "ended_by": by}))
     return row
+
+
+def revoke_of_user(db: Db, instance: Instance, user_id: str, *, origin: RequestOrigin,
+                   by: str, keep: Callable[[SessionRow], bool] = lambda _row: False
+                   ) -> list[SessionRow]:
+    """Revoke every active session of ``user_id`` that ``keep`` does not spare (each
+    audited, ``by`` naming why); return those revoked."""
+    live = list_sessions(db, SessionQuery(user_id=user_id, status="active", limit=1_000_000),
+                         instance.now_ms(), for_update=True)
+    revoked = [row for row in live if not keep(row)]
+    for row in revoked:
+        end(db, instance, row, status="revoked", origin=origin, by=by)
+    return revoked
 
 
 def settle_lapsed(instance: Instance, *, session_ids: Sequence[str] = (), limit: int = 500

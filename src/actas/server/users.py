@@ -384,12 +384,8 @@ def delete_user(db: Db, instance: Instance, user: User, *, origin: RequestOrigin
     from actas.server import sessions  # sessions builds on users; this is the one way back
 
     now = instance.now_ms()
-    live = sessions.list_sessions(
-        db, sessions.SessionQuery(user_id=user.id, status="active", limit=1_000_000), now,
-        for_update=True)
-    others = [row for row in live if row.id != session_id]  # the caller's ends with the row
-    for row in others:
-        sessions.end(db, instance, row, status="revoked", origin=origin, by=by)
+    others = sessions.revoke_of_user(  # the caller's own session ends with the row
+        db, instance, user.id, origin=origin, by=by, keep=lambda row: row.id == session_id)
     pending = db.scalars(select(ActorToken).where(ActorToken.user_id == user.id,
                                                   ActorToken.status == "pending")
                          .with_for_update()).all()
@@ -420,10 +416,7 @@ def set_banned(db: Db, instance: Instance, user: User, banned: bool, origin: Req
     user.banned = banned
     user.updated_at = now
     if banned:
-        live = sessions.list_sessions(
-            db, sessions.SessionQuery(user_id=user.id, status="active", limit=1_000_000), now)
-        for row in live:
-            sessions.end(db, instance, row, status="revoked", origin=origin, by="ban")
+        sessions.revoke_of_user(db, instance, user.id, origin=origin, by="ban")
     instance.record(db, Record(type="user.banned" if banned else "user.unbanned",
                                user_id=user.id, origin=origin))
     db.flush()

@@ -135,13 +135,9 @@ def change_password(request: Request, body: ChangePasswordBody,
         user = _current_user(db, instance, session, checked)
         user.password_hash, user.updated_at = new_hash, instance.now_ms()
         # Whoever else holds a session (a stolen cookie, a forgotten laptop) is out.
-        others = sessions.list_sessions(db, sessions.SessionQuery(
-            user_id=user.id, status="active", limit=1_000_000), instance.now_ms(),
-            for_update=True)
-        ended = [row for row in others if row.id != session.id and row.actor is None]
-        for row in ended:
-            sessions.end(db, instance, row, status="revoked", origin=origin,
-                         by="password_change")
+        ended = sessions.revoke_of_user(
+            db, instance, user.id, origin=origin, by="password_change",
+            keep=lambda row: row.id == session.id or row.actor is not None)
         instance.record(db, Record(type="user.password_changed", user_id=user.id,
                                    session_id=session.id, origin=origin,
                                    data={"other_sessions_ended": len(ended)}))
