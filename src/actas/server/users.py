@@ -381,19 +381,18 @@ def delete_user(db: Db, instance: Instance, user: User, *, origin: RequestOrigin
     The audit trail outlives the user: events name the user by id and have no
     foreign key, so who impersonated them, when and why stays provable.
     """
-    from actas.server import sessions  # sessions builds on users; this is the one way back
+    # Both build on users; this is the one way back.
+    from actas.server import sessions
+    from actas.server.impersonation import actor_tokens
 
-    now = instance.now_ms()
     others = sessions.revoke_of_user(  # the caller's own session ends with the row
         db, instance, user.id, origin=origin, by=by, keep=lambda row: row.id == session_id)
     pending = db.scalars(select(ActorToken).where(ActorToken.user_id == user.id,
                                                   ActorToken.status == "pending")
                          .with_for_update()).all()
     for token in pending:
-        token.status, token.revoked_at, token.updated_at = "revoked", now, now
-        instance.record(db, Record(type="actor_token.revoked", actor_sub=token.actor_sub,
-                                   user_id=user.id, actor_token_id=token.id, origin=origin,
-                                   data={"revoked_by": by, "because": "user.deleted"}))
+        actor_tokens.mark_revoked(db, instance, token, origin=origin,
+                                  data={"revoked_by": by, "because": "user.deleted"})
     instance.record(db, Record(type="user.deleted", user_id=user.id, session_id=session_id,
                                origin=origin, data={"deleted_by": by,
                                                     "sessions_ended": len(others),

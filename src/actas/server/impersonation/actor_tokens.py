@@ -146,13 +146,20 @@ def revoke(db: Db, instance: Instance, token_id: str, origin: RequestOrigin) -> 
             + (" End its session instead (POST /v1/sessions/{id}/revoke)."
                if row.status == "accepted" else ""),
             status=row.status, session_id=row.session_id)
-    now = instance.now_ms()
-    row.status, row.revoked_at, row.updated_at = "revoked", now, now
-    instance.record(db, Record(type="actor_token.revoked", actor_sub=row.actor_sub,
-                               user_id=row.user_id, actor_token_id=row.id, reason=row.reason,
-                               origin=origin, data={"actor": row.actor}))
+    mark_revoked(db, instance, row, origin=origin, reason=row.reason, data={"actor": row.actor})
     db.flush()
     return row
+
+
+def mark_revoked(db: Db, instance: Instance, token: ActorToken, *, origin: RequestOrigin,
+                 data: dict[str, Any], reason: str | None = None) -> None:
+    """Revoke a pending ``token`` (locked by the caller) and write ``actor_token.revoked``
+    with ``data`` saying by whom or why."""
+    now = instance.now_ms()
+    token.status, token.revoked_at, token.updated_at = "revoked", now, now
+    instance.record(db, Record(type="actor_token.revoked", actor_sub=token.actor_sub,
+                               user_id=token.user_id, actor_token_id=token.id, reason=reason,
+                               origin=origin, data=data))
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from actas.server import sessions
 from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import ActorToken, Client
 from actas.server.db.schema import Session as SessionRow
-from actas.server.impersonation import policy
+from actas.server.impersonation import actor_tokens, policy
 from actas.server.instance import Instance
 
 
@@ -106,10 +106,7 @@ def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: Reques
     for row in live:
         sessions.end(db, instance, row, status="revoked", origin=origin, by=by)
     for token in tokens:
-        token.status, token.revoked_at, token.updated_at = "revoked", now, now
-        instance.record(db, Record(type="actor_token.revoked", actor_sub=token.actor_sub,
-                                   user_id=token.user_id, actor_token_id=token.id,
-                                   origin=origin, data={"revoked_by": by}))
+        actor_tokens.mark_revoked(db, instance, token, origin=origin, data={"revoked_by": by})
     instance.record(db, Record(type="impersonation.end_all", actor_sub=actor_sub, origin=origin,
                                data={"by": by, "sessions_revoked": len(live),
                                      "actor_tokens_revoked": len(tokens)}))

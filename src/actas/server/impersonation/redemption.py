@@ -40,7 +40,7 @@ from actas.server import credentials, rate_limits, sessions
 from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import ActorToken, Client, RateLimitCounter
 from actas.server.db.schema import Session as SessionRow
-from actas.server.impersonation import policy
+from actas.server.impersonation import actor_tokens, policy
 from actas.server.impersonation.actor_tokens import TICKET_PREFIX
 from actas.server.instance import Instance
 
@@ -174,12 +174,8 @@ def record_refusal(instance: Instance, *, ticket: str, error: TicketRejected
         if token is not None and token.status == "pending" and \
                 isinstance(error, ImpersonationRefused) and \
                 not isinstance(error, ImpersonationNested):
-            now = instance.now_ms()
-            token.status, token.revoked_at, token.updated_at = "revoked", now, now
-            instance.record(db, Record(
-                type="actor_token.revoked", actor_sub=token.actor_sub, user_id=token.user_id,
-                actor_token_id=token.id, reason=token.reason, origin=origin,
-                data={"revoked_by": "policy", "code": error.code}))
+            actor_tokens.mark_revoked(db, instance, token, origin=origin, reason=token.reason,
+                                      data={"revoked_by": "policy", "code": error.code})
 
 
 def summarise_refusals(instance: Instance, *, limit: int = 100) -> int:
