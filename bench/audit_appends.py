@@ -5,10 +5,12 @@ same writes without the chain's shared head row.
 
 Without ``--database-url`` a throwaway PostgreSQL is started (as the tests do).
 Each process runs ``--threads`` threads that append events (``record_alone``:
-one transaction each, the chain head locked from the append to the commit)
-for ``--seconds``; the baseline threads write one counter row of their own per
-transaction instead (the same commit, no shared row). The chain is verified
-afterwards. The ratio says what serialising on the head costs.
+one transaction each, which stages the event; the chaining round after the
+commit is shared by the threads waiting at that moment, see
+``actas.server.audit_chainer``) for ``--seconds``; the baseline threads write
+one counter row of their own per transaction instead (the same commit, no
+shared row). The chain is verified afterwards. The ratio says what the chain
+costs.
 """
 
 from __future__ import annotations

@@ -17,20 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as Db
 from starlette.testclient import TestClient
 
 from actas.server import Instance
 from actas.server.audit import GENESIS, HASHED_FIELDS, Record, RequestOrigin
 from actas.server.clock import FrozenClock
-from actas.server.db.schema import AuditChainHead, AuditEvent, Base
+from actas.server.db.schema import AuditChainHead, AuditEvent, AuditStaged, Base
 from tests.conftest import make_settings
 from tests.support.flows import create_user, error_code
 from tests.support.processes import actas_env, described, run_actas
+from tests.support.receivers import wait_until
 
 EVENTS = Base.metadata.tables[AuditEvent.__tablename__]
 HEAD = Base.metadata.tables[AuditChainHead.__tablename__]
+STAGED = Base.metadata.tables[AuditStaged.__tablename__]
 REASON = "ticket #42"
 OTHER_SECRET = "another-instance-secret-" + "o" * 32
 
@@ -349,6 +352,121 @@ def test_concurrent_appends_keep_the_chain_gapless_and_valid(instance: Instance)
         seqs = db.scalars(select(AuditEvent.seq).order_by(AuditEvent.seq)).all()
     assert result.ok, result
     assert list(seqs) == list(range(1, threads * per_thread + 1))
+
+
+# -- staged, then chained ------------------------------------------------------------------
+
+
+def _stage_without_chaining(instance: Instance, record: Record) -> None:
+    """What a process that stopped between its commit and the chaining leaves behind."""
+    with Db(instance.engine) as db, db.begin():
+        instance.record(db, record)
+
+
+def _chained(instance: Instance) -> list[AuditEvent]:
+    with instance.snapshot() as db:
+        return list(db.scalars(select(AuditEvent).order_by(AuditEvent.seq)))
+
+
+def test_an_event_is_in_the_chain_when_its_transaction_returns(instance: Instance) -> None:
+    with instance.transaction() as db:
+        instance.record(db, Record(type="test.first", actor_sub="op_a"))
+        instance.record(db, Record(type="test.second", actor_sub="op_a"))
+
+    assert [(e.seq, e.type) for e in _chained(instance)] == [(1, "test.first"),
+                                                             (2, "test.second")]
+    with Db(instance.engine) as db:
+        assert db.scalar(select(func.count()).select_from(AuditStaged)) == 0
+
+
+def test_a_rolled_back_transaction_leaves_no_event(instance: Instance) -> None:
+    with pytest.raises(ZeroDivisionError), instance.transaction() as db:
+        instance.record(db, Record(type="test.rolled_back"))
+        1 / 0  # noqa: B018
+
+    instance.chainer.chain_all()
+    assert _chained(instance) == []
+
+
+def test_events_left_staged_by_a_stopped_process_are_chained_at_the_next_start(
+        tmp_path: Path, database_url: str, engine: Engine, clock: FrozenClock,
+        instance: Instance) -> None:
+    instance.record_alone(Record(type="test.before"))
+    _stage_without_chaining(instance, Record(type="test.staged", actor_sub="op_a",
+                                             reason=REASON, data={"n": 1}))
+    assert [e.type for e in _chained(instance)] == ["test.before"]
+
+    restarted = Instance.start(make_settings(tmp_path, database_url), clock=clock,
+                               engine=engine)
+
+    chained = _chained(restarted)
+    assert [e.type for e in chained] == ["test.before", "test.staged"]
+    assert (chained[1].actor_sub, chained[1].reason, chained[1].data) == (
+        "op_a", REASON, {"n": 1})
+    with restarted.snapshot() as db:
+        assert restarted.audit.verify(db).ok
+
+
+@pytest.mark.parametrize("case", ["edited", "forged"])
+def test_a_staged_event_edited_or_forged_before_chaining_is_recorded_as_altered(
+        instance: Instance, engine: Engine, case: str) -> None:
+    """Between its commit and its chaining an event is only sealed, not chained: a
+    change in that window is caught by the seal, and the chain says so in its place."""
+    _stage_without_chaining(instance, Record(type="actor_token.created", actor_sub="op_a",
+                                             reason=REASON))
+    with engine.begin() as connection:
+        if case == "edited":
+            connection.execute(update(STAGED).values(reason="nothing to see here"))
+        else:
+            connection.execute(delete(STAGED))
+            connection.execute(insert(STAGED).values(
+                event_id="evt_" + "F" * 26, type="actor_token.created", occurred_at=1,
+                actor_sub="op_mallory", reason="routine", data={}, mac="0" * 64))
+    claimed = "evt_" + "F" * 26 if case == "forged" else None
+
+    instance.chainer.chain_all()
+
+    [event] = _chained(instance)
+    assert event.type == "audit.staged_event_altered"
+    assert event.actor_sub is None and event.reason is None
+    assert event.data["claimed_type"] == "actor_token.created"
+    if claimed is not None:
+        assert event.data["claimed_event_id"] == claimed
+    with instance.snapshot() as db:
+        assert instance.audit.verify(db).ok  # the chain itself is intact
+
+
+def test_writers_do_not_wait_for_the_chain_head(instance: Instance, engine: Engine,
+                                               database_url: str) -> None:
+    """The old design locked the head from the append to the commit, so one slow
+    transaction holding it stopped every writer. Now a writer's own transaction
+    commits while the head is held; only the chaining after it waits."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time whatever the design")
+    committed = threading.Event()
+
+    def write() -> None:
+        with instance.transaction() as db:
+            instance.record(db, Record(type="test.while_held"))
+        committed.set()
+
+    with engine.connect() as holder:
+        holder.begin()
+        holder.execute(select(HEAD).with_for_update())
+        writer = threading.Thread(target=write)
+        writer.start()
+        wait_until(lambda: _staged_count(engine) == 1, timeout=60)
+        assert not committed.is_set()  # it waits for the chaining, not for its commit
+        holder.rollback()
+    writer.join(60)
+    assert committed.is_set()
+    assert [e.type for e in _chained(instance)] == ["test.while_held"]
+
+
+def _staged_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        count: int = connection.execute(select(func.count()).select_from(STAGED)).scalar_one()
+        return count
 
 
 def _forge(engine: Engine, written: list[dict[str, Any]]) -> dict[str, Any]:

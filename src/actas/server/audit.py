@@ -4,9 +4,24 @@ Each event stores the previous event's hash and its own, an HMAC-SHA256 (key
 derived from the instance secret) over the previous hash and the event's
 canonical JSON. Anyone with write access to the database but not the
 instance secret cannot re-forge the chain after editing, inserting or
-deleting a row; ``verify`` names the first row where it breaks. Appends are
-serialised by a lock on the single chain-head row, which also makes ``seq``
-gapless, so a missing number is a deleted row.
+deleting a row; ``verify`` names the first row where it breaks.
+
+Appending has two steps, so that writers never queue on one row:
+- ``stage``: the transaction that caused the event inserts it into
+  ``audit_staged``, sealed with an HMAC of its own. Nothing is shared between
+  writers but the table.
+- ``chain_staged``: right after that transaction commits (see
+  ``actas.server.audit_chainer``), and in the worker for anything left behind
+  by a crash, a short transaction locks the single chain-head row and moves
+  every staged event, in staging order, into ``audit_events``, giving each its
+  ``seq`` and hash. The head's lock makes ``seq`` gapless, so a missing number
+  is a deleted row; one round chains everything that queued while the last
+  one held the lock.
+
+A staged row that was edited or forged is caught by its seal when chained, and
+recorded as ``audit.staged_event_altered`` in its place. What cannot be shown
+is a staged row deleted in the milliseconds before it is chained, by someone
+who could as well have stopped the write.
 
 What a hash chain cannot show on its own is the silent removal of the newest
 rows together with the head; ``verify`` returns the head hash so that
@@ -22,12 +37,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, delete, insert, select, update
 from sqlalchemy.orm import Session as Db
 
 from actas.server import ids
 from actas.server.credentials import Secret
-from actas.server.db.schema import AuditChainHead, AuditCheckpoint, AuditEvent
+from actas.server.db.schema import AuditChainHead, AuditCheckpoint, AuditEvent, AuditStaged
 from actas.server.sealing import derive_key
 
 GENESIS = "0" * 64
@@ -37,6 +52,12 @@ EVENT = "evt"
 # The event's fields covered by its hash, in a fixed order.
 HASHED_FIELDS = ("seq", "id", "type", "occurred_at", "actor_sub", "user_id", "session_id",
                  "actor_token_id", "reason", "ip_address", "user_agent", "data")
+# Those a staged event has (no place in the chain yet), as audit_staged's columns.
+STAGED_FIELDS = ("event_id", *HASHED_FIELDS[2:])
+# How many staged events one chaining transaction takes.
+CHAIN_BATCH = 500
+# The session.info key listing the events a transaction staged.
+STAGED = "actas_audit_staged"
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,7 @@ class AuditLog:
         self._key = derive_key(instance_secret, "audit-chain")
         self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)
         self._checkpoint_key = derive_key(instance_secret, "audit-checkpoint")
+        self._staged_key = derive_key(instance_secret, "audit-staged")
         # The furthest this process has seen the chain verified: a checkpoint found
         # behind it was rewound (see audit_verification.status).
         self.verified_high_water = 0
@@ -85,37 +107,56 @@ class AuditLog:
             db.add(AuditChainHead(id=_HEAD_ID, last_seq=0, last_hash=GENESIS))
             db.flush()
 
-    def append(self, db: Db, record: Record, *, now_ms: int) -> AuditEvent:
-        """Add ``record`` to the chain inside the caller's transaction."""
-        head = db.scalar(select(AuditChainHead).where(AuditChainHead.id == _HEAD_ID)
-                         .with_for_update())
+    def stage(self, db: Db, record: Record, *, now_ms: int) -> str:
+        """Write ``record`` in the caller's transaction, to be chained after it commits;
+        return the event's id. Takes no shared lock."""
+        event_id = ids.new_id(EVENT, now_ms)
+        fields = {
+            "event_id": event_id, "type": record.type, "occurred_at": now_ms,
+            "actor_sub": record.actor_sub, "user_id": record.user_id,
+            "session_id": record.session_id, "actor_token_id": record.actor_token_id,
+            "reason": record.reason, "ip_address": _clip(record.origin.ip_address, 64),
+            "user_agent": _clip(record.origin.user_agent, 512), "data": record.data,
+        }
+        db.add(AuditStaged(**fields, mac=self._staged_mac(fields)))
+        db.info.setdefault(STAGED, []).append(event_id)
+        return event_id
+
+    def chain_staged(self, db: Db, *, now_ms: int, limit: int = CHAIN_BATCH
+                     ) -> list[AuditEvent]:
+        """Move up to ``limit`` staged events into the chain, in staging order, and return
+        them. Holds the chain head's lock until the caller's transaction ends: keep that
+        transaction short (it is four statements, written in Core for that reason)."""
+        head = db.execute(select(AuditChainHead.last_seq, AuditChainHead.last_hash)
+                          .where(AuditChainHead.id == _HEAD_ID).with_for_update()).one_or_none()
         if head is None:
             raise RuntimeError("the audit chain head is missing; run `actas migrate`")
-        event = AuditEvent(
-            seq=head.last_seq + 1,
-            id=ids.new_id(EVENT, now_ms),
-            type=record.type,
-            occurred_at=now_ms,
-            actor_sub=record.actor_sub,
-            user_id=record.user_id,
-            session_id=record.session_id,
-            actor_token_id=record.actor_token_id,
-            reason=record.reason,
-            ip_address=_clip(record.origin.ip_address, 64),
-            user_agent=_clip(record.origin.user_agent, 512),
-            data=record.data,
-            prev_hash=head.last_hash,
-        )
-        event.hash = self._hash(event)
-        head.last_seq = event.seq
-        head.last_hash = event.hash
-        db.add(event)
-        db.flush()
-        return event
+        oldest = select(AuditStaged.id).order_by(AuditStaged.id).limit(limit)
+        taken = db.execute(delete(AuditStaged).where(AuditStaged.id.in_(oldest.scalar_subquery()))
+                           .returning(AuditStaged.id, AuditStaged.mac,
+                                      *[getattr(AuditStaged, name) for name in STAGED_FIELDS])
+                           ).all()
+        if not taken:
+            return []
+        seq, prev_hash = head
+        rows = []
+        for staged in sorted(taken, key=lambda row: row[0]):
+            fields = dict(zip(STAGED_FIELDS, staged[2:], strict=True))
+            if not hmac.compare_digest(staged[1], self._staged_mac(fields)):
+                fields = _altered(fields, now_ms=now_ms)
+            seq += 1
+            hashed = {"seq": seq, "id": fields.pop("event_id"), **fields}
+            event_hash = self._hash_of(prev_hash, hashed)
+            rows.append({**hashed, "prev_hash": prev_hash, "hash": event_hash})
+            prev_hash = event_hash
+        db.execute(insert(AuditEvent), rows)
+        db.execute(update(AuditChainHead).where(AuditChainHead.id == _HEAD_ID)
+                   .values(last_seq=seq, last_hash=prev_hash))
+        return [AuditEvent(**row) for row in rows]
 
-    def _hash(self, event: AuditEvent) -> str:
-        return self._hash_of(event.prev_hash, {name: getattr(event, name)
-                                               for name in HASHED_FIELDS})
+    def _staged_mac(self, fields: Mapping[str, Any]) -> str:
+        body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hmac.new(self._staged_key, body.encode(), hashlib.sha256).hexdigest()
 
     def _hash_of(self, prev_hash: str, fields: Mapping[str, Any]) -> str:
         body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -264,6 +305,16 @@ def list_events(db: Db, q: AuditQuery) -> Sequence[AuditEvent]:
         clauses.append(AuditEvent.seq < q.before_seq)
     return db.scalars(select(AuditEvent).where(*clauses).order_by(AuditEvent.seq.desc())
                       .limit(q.limit)).all()
+
+
+def _altered(fields: Mapping[str, Any], *, now_ms: int) -> dict[str, Any]:
+    """What is chained in place of a staged event whose seal does not match: the fact,
+    with the id it claimed, and none of its (untrustworthy) content."""
+    return {"event_id": ids.new_id(EVENT, now_ms), "type": "audit.staged_event_altered",
+            "occurred_at": now_ms, "actor_sub": None, "user_id": None, "session_id": None,
+            "actor_token_id": None, "reason": None, "ip_address": None, "user_agent": None,
+            "data": {"claimed_event_id": str(fields.get("event_id"))[:40],
+                     "claimed_type": str(fields.get("type"))[:64]}}
 
 
 def _clip(value: str | None, length: int) -> str | None:

@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as Db
 from sqlalchemy.orm import sessionmaker
 
-from actas.server import credentials, ids, webhooks
-from actas.server.audit import AuditLog, Record
+from actas.server import credentials, ids
+from actas.server.audit import STAGED, AuditLog, Record
+from actas.server.audit_chainer import Chainer
 from actas.server.clock import Clock, SystemClock
 from actas.server.credentials import Secret
 from actas.server.db.engine import (
@@ -63,16 +64,26 @@ class Instance:
                 db, algorithm=settings.signing_algorithm, now_ms=instance.clock.now_ms()
             )
             instance.audit.ensure_head(db)
+        instance.chainer.chain_all()  # whatever a stopped process staged and did not chain
         return instance
 
     def __post_init__(self) -> None:
         self._sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        self.chainer = Chainer(self)
 
     @contextmanager
     def transaction(self) -> Iterator[Db]:
-        """One unit of work: committed if the block returns, rolled back if it raises."""
-        with self._sessionmaker() as db, db.begin():
-            yield db
+        """One unit of work: committed if the block returns, rolled back if it raises.
+
+        Audit events it recorded are chained right after the commit (see
+        ``actas.server.audit``), so they are in the log when the block's caller
+        goes on."""
+        with self._sessionmaker() as db:
+            with db.begin():
+                yield db
+            staged = db.info.pop(STAGED, None)
+        if staged:
+            self.chainer.after_commit()
 
     @contextmanager
     def snapshot(self) -> Iterator[Db]:
@@ -88,9 +99,9 @@ class Instance:
         return self.clock.now_ms()
 
     def record(self, db: Db, record: Record) -> None:
-        """Write an audit event (and queue its webhooks) in the caller's transaction."""
-        event = self.audit.append(db, record, now_ms=self.now_ms())
-        webhooks.enqueue(db, self, event)
+        """Write an audit event in the caller's transaction; it is chained (and its
+        webhooks queued) once that transaction commits."""
+        self.audit.stage(db, record, now_ms=self.now_ms())
 
     def record_alone(self, record: Record) -> None:
         """Write an audit event in its own transaction (for refusals, whose own rolls back)."""

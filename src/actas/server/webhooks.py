@@ -125,18 +125,23 @@ def event_payload(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def enqueue(db: Db, instance: Instance, event: AuditEvent) -> None:
-    """Queue ``event`` for every endpoint that wants it, in the caller's transaction."""
-    endpoints = db.scalars(select(WebhookEndpoint).where(WebhookEndpoint.disabled.is_(False)))
+def enqueue(db: Db, instance: Instance, events: Sequence[AuditEvent]) -> None:
+    """Queue ``events`` for every endpoint that wants them, in the caller's transaction
+    (the one that chains them into the audit log)."""
+    if not events:
+        return
+    endpoints = db.scalars(select(WebhookEndpoint)
+                           .where(WebhookEndpoint.disabled.is_(False))).all()
     now = instance.now_ms()
-    for endpoint in endpoints:
-        if endpoint.event_types and event.type not in endpoint.event_types:
-            continue
-        db.add(WebhookDelivery(
-            id=ids.new_id(DELIVERY, now), endpoint_id=endpoint.id, event_id=event.id,
-            payload=event_payload(event), status="pending", attempts=0, next_attempt_at=now,
-            last_error=None, created_at=now, updated_at=now,
-        ))
+    for event in events:
+        for endpoint in endpoints:
+            if endpoint.event_types and event.type not in endpoint.event_types:
+                continue
+            db.add(WebhookDelivery(
+                id=ids.new_id(DELIVERY, now), endpoint_id=endpoint.id, event_id=event.id,
+                payload=event_payload(event), status="pending", attempts=0,
+                next_attempt_at=now, last_error=None, created_at=now, updated_at=now,
+            ))
     db.flush()
 
 

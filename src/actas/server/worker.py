@@ -1,5 +1,5 @@
 """Background work of a serving process: webhooks, lapsed sessions, rate-limit counters,
-the audit chain's verification.
+audit events left staged, the audit chain's verification.
 
 Runs as one asyncio task per process, doing its (blocking, database-bound)
 rounds in a worker thread; webhook deliveries run in lanes of their own, one
@@ -28,10 +28,11 @@ INTERVAL_SECONDS = 1.0
 
 def run_once(instance: Instance, client: httpx.Client,
              dispatcher: webhooks.Dispatcher | None = None) -> None:
-    """One round: settle lapsed sessions, summarise repeated ticket refusals, drop old
-    rate-limit counters, verify the audit chain a slice further, then send due
-    webhooks: through ``dispatcher`` (lanes that run on, never waited for) in a
-    serving process, else here and now."""
+    """One round: chain staged audit events, settle lapsed sessions, summarise repeated
+    ticket refusals, drop old rate-limit counters, verify the audit chain a slice
+    further, then send due webhooks: through ``dispatcher`` (lanes that run on, never
+    waited for) in a serving process, else here and now."""
+    instance.chainer.chain_all()  # events a crashed or out-raced writer left staged
     sessions.settle_lapsed(instance)
     redemption.summarise_refusals(instance)  # before pruning the counters it reads
     with instance.transaction() as db:

@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, LargeBinary, String, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    func,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 Json = dict[str, Any]
@@ -189,7 +199,8 @@ class AuditEvent(Base):
     """One entry of the append-only, hash-chained audit log.
 
     ``seq`` has no gaps: it is assigned under the chain head's lock, not by a
-    database sequence, so a missing number means a deleted row.
+    database sequence, so a missing number means a deleted row. Events are
+    written to ``audit_staged`` first and chained here in order.
     """
 
     __tablename__ = "audit_events"
@@ -217,8 +228,38 @@ class AuditEvent(Base):
     )
 
 
+class AuditStaged(Base):
+    """An audit event written by the transaction that caused it, not yet in the chain.
+
+    Writers only insert here, so they never wait for one another; the chainer
+    (``AuditLog.chain_staged``, right after the writer commits, and the worker
+    for leftovers) moves rows into ``audit_events`` in ``id`` order under the
+    chain head's lock. ``mac`` (keyed from the instance secret) shows a row
+    edited or forged while it waits.
+    """
+
+    __tablename__ = "audit_staged"
+
+    # A database-assigned order (SQLite: the rowid; PostgreSQL: a sequence).
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[int]
+    actor_sub: Mapped[str | None] = mapped_column(String(256))
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    session_id: Mapped[str | None] = mapped_column(String(40))
+    actor_token_id: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    data: Mapped[Json]
+    mac: Mapped[str] = mapped_column(String(64))
+
+
 class AuditChainHead(Base):
-    """The single row that serialises appends and remembers the chain's end."""
+    """The single row that orders the chain and remembers its end, locked only by the
+    chainer (one short transaction per batch of staged events)."""
 
     __tablename__ = "audit_chain_head"
 
