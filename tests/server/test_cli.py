@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from actas.server.db.schema import User
 from tests.support.flows import PASSWORD
 from tests.support.processes import ActasServer, actas_env, described, free_port, run_actas
+from tests.support.receivers import wait_until
 
 # Matches the key on its own line of the start-up banner, not the word "sk_…" in prose.
 SECRET_KEY_LINE = re.compile(r"^\s+(sk_[A-Za-z0-9_-]{20,})\s*$", re.MULTILINE)
@@ -210,7 +211,7 @@ def test_users_create_reads_the_password_from_stdin(served: ActasServer) -> None
     assert response.status_code == 200, f"{response.text}\n{served.output()}"
 
 
-def test_keys_rotate_publishes_a_new_key_that_signs_at_once(served: ActasServer,
+def test_keys_rotate_publishes_a_new_key_that_the_server_signs_with(served: ActasServer,
                                                             generated_key: str) -> None:
     before = jwks_kids(served)
     result = run_actas("keys", "rotate", "--data-dir", "data", "--publish-lead", "0",
@@ -220,7 +221,7 @@ def test_keys_rotate_publishes_a_new_key_that_signs_at_once(served: ActasServer,
 
     assert kid not in before
     assert jwks_kids(served) == before | {kid}
-    # --publish-lead 0: the running server signs with it from now on.
+    # --publish-lead 0: the running server signs with it as soon as it re-reads the schedule.
     with backend(served, generated_key) as client:
         user = client.post("/v1/users", json={
             "email_address": [f"rotate-{uuid.uuid4().hex[:8]}@example.com"],
@@ -232,9 +233,14 @@ def test_keys_rotate_publishes_a_new_key_that_signs_at_once(served: ActasServer,
                 "password": PASSWORD})
         assert sign_in.status_code == 200, sign_in.text
         session_id = sign_in.json()["response"]["created_session_id"]
-        token = client.post(f"/v1/sessions/{session_id}/tokens")
-    assert token.status_code == 200, f"{token.text}\n{served.output()}"
-    assert pyjwt.get_unverified_header(token.json()["jwt"])["kid"] == kid
+
+        def signs_with_the_new_key() -> bool:
+            token = client.post(f"/v1/sessions/{session_id}/tokens")
+            assert token.status_code == 200, f"{token.text}\n{served.output()}"
+            return bool(pyjwt.get_unverified_header(token.json()["jwt"])["kid"] == kid)
+
+        # Within the key schedule's cache time (10 s; the bound here only stops a hang).
+        wait_until(signs_with_the_new_key, timeout=120)
 
 
 # -- serve: fresh servers ---------------------------------------------------------------------

@@ -25,6 +25,7 @@ from tests.conftest import APP_ORIGIN, BACKENDS, SECRET_KEY
 from tests.support.databases import own_database
 from tests.support.flows import PASSWORD
 from tests.support.processes import ActasServer, actas_env, described, run_actas
+from tests.support.receivers import wait_until
 
 INSTANCE_SECRET = "replica-instance-secret-" + "r" * 32
 PUBLIC_URL = "http://auth.actas.test"  # the same iss whichever replica signs
@@ -171,8 +172,13 @@ def test_a_key_rotated_from_the_cli_signs_on_every_replica(
         session_id = _ok(browser.post(f"{a.url}/v1/client/sign_ins", json={
             "identifier": email, "password": PASSWORD}))["response"]["created_session_id"]
         for server in (a, b):
-            jwt = _ok(_mint(browser, server, session_id))["jwt"]
-            assert jwt_header(jwt)["kid"] == kid
+            # Each replica follows within its key schedule's cache time (10 s; the bound
+            # here only stops a hang).
+            def signs_with_the_new_key(server: ActasServer = server) -> bool:
+                return bool(jwt_header(_ok(_mint(browser, server, session_id))["jwt"])["kid"]
+                            == kid)
+
+            wait_until(signs_with_the_new_key, timeout=120)
             published = {k["kid"] for k in _ok(httpx.get(f"{server.url}/.well-known/jwks.json",
                                                          trust_env=False))["keys"]}
             assert kid in published

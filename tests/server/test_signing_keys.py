@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
@@ -9,13 +10,15 @@ import pytest
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from actas.server import Instance
 from actas.server.clock import FrozenClock
 from actas.server.credentials import Secret
 from actas.server.db.schema import SigningKey
-from actas.server.signing_keys import KeyRing, published_jwks
+from actas.server.signing_keys import SCHEDULE_TTL_MS, KeyRing, published_jwks
+from tests.conftest import make_settings
 from tests.support.flows import create_user, mint, sign_in
 
 LEAD_MS = 300_000
@@ -27,11 +30,11 @@ def _token_lifetime_ms(instance: Instance) -> int:
     return (settings.session_token_lifetime + settings.clock_skew) * 1000
 
 
-def _rotate(instance: Instance) -> SigningKey:
+def _rotate(instance: Instance, lead_ms: int = LEAD_MS) -> SigningKey:
     with instance.transaction() as db:
         return instance.keys.rotate(
             db, algorithm=instance.settings.signing_algorithm, now_ms=instance.now_ms(),
-            lead_ms=LEAD_MS, token_lifetime_ms=_token_lifetime_ms(instance))
+            lead_ms=lead_ms, token_lifetime_ms=_token_lifetime_ms(instance))
 
 
 def _signer_kid(instance: Instance) -> str:
@@ -108,6 +111,41 @@ def test_the_replaced_key_stays_published_until_its_last_token_expires(
     clock.advance(ms=1)
     assert _published_kids(instance) == [new.kid]
     assert _signer_kid(instance) == new.kid
+
+
+@pytest.fixture
+def other_replica(tmp_path: Path, database_url: str, engine: Engine, clock: FrozenClock,
+                  instance: Instance) -> Instance:
+    """A second process on the same database (its own key ring and cache)."""
+    return Instance.start(make_settings(tmp_path, database_url), clock=clock, engine=engine)
+
+
+def test_a_rotation_on_another_replica_signs_here_within_the_schedule_ttl(
+        instance: Instance, other_replica: Instance, clock: FrozenClock) -> None:
+    """Each process caches the key schedule for SCHEDULE_TTL_MS; a rotation with no
+    publish lead is followed within that time, never later."""
+    old = _signer_kid(instance)  # this process has read the schedule
+    new = _rotate(other_replica, lead_ms=0)
+
+    assert _signer_kid(other_replica) == new.kid  # the rotating process: at once
+    clock.advance(ms=SCHEDULE_TTL_MS - 1)
+    assert _signer_kid(instance) == old
+    clock.advance(ms=1)
+    assert _signer_kid(instance) == new.kid
+
+
+def test_with_a_publish_lead_longer_than_the_ttl_every_replica_switches_at_signs_from(
+        instance: Instance, other_replica: Instance, clock: FrozenClock) -> None:
+    old = _signer_kid(instance)
+    new = _rotate(other_replica)  # LEAD_MS, the CLI's default, is well over the TTL
+
+    for replica in (instance, other_replica):
+        clock.advance(ms=SCHEDULE_TTL_MS)  # refreshes of the cache meanwhile
+        assert _signer_kid(replica) == old
+    clock.advance(ms=new.signs_from - clock.now_ms() - 1)
+    assert (_signer_kid(instance), _signer_kid(other_replica)) == (old, old)
+    clock.advance(ms=1)
+    assert (_signer_kid(instance), _signer_kid(other_replica)) == (new.kid, new.kid)
 
 
 def test_tokens_carry_the_kid_of_the_current_signer_across_a_rotation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
@@ -13,6 +14,8 @@ from sqlalchemy.exc import OperationalError
 
 import actas
 from actas.server import api_docs, backend_api, dashboard, frontend_api, worker
+from actas.server.db.engine import REQUEST_THREADS
+from actas.server.frontend_api.token_route import TokenRoute
 from actas.server.http import errors
 from actas.server.http.limits import RequestLimits
 from actas.server.instance import Instance
@@ -34,11 +37,17 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not background:
-            yield
-            return
-        async with worker.running(instance):
-            yield
+        # Blocking work (the database, signing, hashing) runs in at most this many
+        # threads, each of which can hold a pooled connection (db.engine).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = REQUEST_THREADS
+        try:
+            if not background:
+                yield
+                return
+            async with worker.running(instance):
+                yield
+        finally:
+            await instance.close_async()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -72,6 +81,7 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
                 headers={"Retry-After": "1"})
         return JSONResponse({"status": "ready"})
 
+    app.add_middleware(TokenRoute)  # innermost: behind CORS and the body limits
     app.add_middleware(
         CORSMiddleware,
         allow_origins=sorted(instance.settings.trusted_origins),

@@ -109,6 +109,11 @@ def _instance(args: argparse.Namespace, **extra: Any) -> Instance:
     return Instance.start(settings)
 
 
+# uvicorn with its C parts (uvloop, httptools); no proxy headers (actas trusts the socket).
+SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "log_level": "info",
+                                  "proxy_headers": False}
+
+
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -141,12 +146,11 @@ def _serve(args: argparse.Namespace) -> None:
         os.environ.update({name: value for name, value in flags.items() if value})
         instance.engine.dispose()
         uvicorn.run("actas.server.app:from_environment", factory=True, workers=args.workers,
-                    host=settings.host, port=settings.port, log_level="info",
-                    proxy_headers=False)
+                    host=settings.host, port=settings.port, **SERVER_OPTIONS)
         return
     log_redaction.install()
     uvicorn.run(create_app(instance, background=True), host=settings.host, port=settings.port,
-                log_level="info", proxy_headers=False)
+                **SERVER_OPTIONS)
 
 
 def _rotate(args: argparse.Namespace) -> None:

@@ -7,6 +7,8 @@ SHA-256 digest, so a stolen database cannot be replayed as a cookie.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
@@ -43,9 +45,15 @@ def rekey(db: Db, client: Client, now_ms: int) -> Secret:
     return token
 
 
+def well_formed(cookie: str | None) -> TypeGuard[str]:
+    """Whether ``cookie`` could be a ``__client`` cookie at all (checked before hashing)."""
+    return (cookie is not None and cookie.startswith(credentials.CLIENT_TOKEN_PREFIX)
+            and len(cookie) <= 128)
+
+
 def from_cookie(db: Db, cookie: str | None) -> Client | None:
     """The client a ``__client`` cookie belongs to, or ``None`` for a missing/unknown one."""
-    if not cookie or not cookie.startswith(credentials.CLIENT_TOKEN_PREFIX) or len(cookie) > 128:
+    if not well_formed(cookie):
         return None
     return db.scalar(
         select(Client).where(Client.token_digest == credentials.digest(cookie))

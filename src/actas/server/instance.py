@@ -6,12 +6,15 @@ nothing in the server reaches for a global instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import functools
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Session as Db
 from sqlalchemy.orm import sessionmaker
 
@@ -21,6 +24,8 @@ from actas.server.audit_chainer import Chainer
 from actas.server.clock import Clock, SystemClock
 from actas.server.credentials import Secret
 from actas.server.db.engine import (
+    READ_ONLY,
+    create_async_engine,
     create_engine,
     hold_startup_lock,
     migrate,
@@ -94,6 +99,38 @@ class Instance:
             connection = connection.execution_options(**read_only_options(self.engine))
             with Db(bind=connection, expire_on_commit=False) as db, db.begin():
                 yield db
+
+    @property
+    def reads_never_wait(self) -> bool:
+        """Whether a read is local and lock-free, so it may run on the event loop as it
+        is (SQLite in WAL mode); not on PostgreSQL, where a read is a round trip: there
+        the event loop reads through ``reading_async``."""
+        return self.engine.dialect.name == "sqlite"
+
+    @functools.cached_property
+    def async_engine(self) -> AsyncEngine:
+        """The same PostgreSQL database through psycopg's async API (made on first use)."""
+        return create_async_engine(self.settings.database_url)
+
+    @contextlib.asynccontextmanager
+    async def reading_async(self) -> AsyncIterator[AsyncConnection]:
+        """``reading`` for the event loop, on PostgreSQL: run synchronous read code on it
+        with ``await connection.run_sync(fn)``; every round trip awaits."""
+        async with self.async_engine.connect() as connection:
+            yield connection
+
+    async def close_async(self) -> None:
+        if "async_engine" in self.__dict__:
+            await self.async_engine.dispose()
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A plain connection for reads that take no lock and need no shared snapshot
+        across statements (PostgreSQL: READ COMMITTED; SQLite: a deferred BEGIN in WAL
+        mode). Cheaper than ``snapshot``: no isolation level to set and reset, no ORM
+        session. Rolled back at the end: nothing it does is kept."""
+        with self.engine.connect() as connection:
+            yield connection.execution_options(**{READ_ONLY: True})
 
     def now_ms(self) -> int:
         return self.clock.now_ms()

@@ -13,12 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.orm import Session as Db
-
 from actas._jws import encode_compact
 from actas.server import ids
 from actas.server.db.schema import Session as SessionRow
 from actas.server.instance import Instance
+from actas.server.signing_keys import Signer
 
 TOKEN_VERSION = 2
 
@@ -29,7 +28,10 @@ class SessionToken:
     claims: dict[str, Any]
 
 
-def mint(db: Db, instance: Instance, session: SessionRow, *, azp: str | None) -> SessionToken:
+def mint(instance: Instance, session: SessionRow, signer: Signer, *, azp: str | None
+         ) -> SessionToken:
+    """Sign a token for ``session`` with ``signer`` (``KeyRing.current_signer``): no
+    database work, so it runs outside any transaction."""
     now_ms = instance.now_ms()
     settings = instance.settings
     iat = now_ms // 1000
@@ -51,7 +53,6 @@ def mint(db: Db, instance: Instance, session: SessionRow, *, azp: str | None) ->
     })
     if session.actor is not None:
         claims["act"] = dict(session.actor)
-    signer = instance.keys.current_signer(db, now_ms)
     jwt = encode_compact({"kid": signer.kid, "typ": "JWT"}, claims, signer.private_key,
                          signer.algorithm)
     return SessionToken(jwt=jwt, claims=claims)

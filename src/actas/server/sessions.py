@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import FormParamInvalid, ResourceNotFound, SessionNotActive
@@ -127,15 +128,44 @@ def require_active(row: SessionRow, now_ms: int) -> None:
         )
 
 
-def touch(db: Db, instance: Instance, row: SessionRow, user: User) -> None:
-    """Record activity: the session's own clock always, the user's only when not impersonated."""
-    now = instance.now_ms()
-    row.last_active_at = now
-    row.abandon_at = now + inactivity_timeout_ms(instance, row)
-    row.updated_at = now
+# Last-active is kept to this resolution (or a tenth of the inactivity timeout, if less):
+# a refresh writes only when the stored time is older, not every 50 s.
+TOUCH_RESOLUTION_MS = 300_000
+
+
+def touch_interval_ms(instance: Instance, row: SessionRow) -> int:
+    return min(TOUCH_RESOLUTION_MS, inactivity_timeout_ms(instance, row) // 10)
+
+
+def touch_due(instance: Instance, row: SessionRow, now_ms: int) -> bool:
+    """Whether activity at ``now_ms`` must be written: the stored last-active time is
+    more than the touch interval old. So a session's inactivity timeout runs out
+    between 90% and 100% of it after its last request."""
+    return now_ms - row.last_active_at >= touch_interval_ms(instance, row)
+
+
+def touch(db: Db, instance: Instance, row: SessionRow, now_ms: int) -> None:
+    """Record activity: the session's own clock, and the user's when not impersonated.
+
+    One conditional UPDATE, so it needs no lock taken earlier: if the session
+    stopped being active since it was read (ended, revoked, lapsed), nothing is
+    written and ``SessionNotActive`` says what it is now.
+    """
+    written = cast(CursorResult[Any], db.execute(
+        update(SessionRow)
+        .where(SessionRow.id == row.id, SessionRow.status == "active",
+               SessionRow.abandon_at > now_ms, SessionRow.expire_at > now_ms)
+        .values(last_active_at=now_ms, updated_at=now_ms,
+                abandon_at=now_ms + inactivity_timeout_ms(instance, row))
+        .execution_options(synchronize_session=False)
+    )).rowcount
+    if written != 1:
+        require_active(get(db, row.id), now_ms)
+        raise SessionNotActive("This session is no longer active; sign in again.",
+                               session_id=row.id, status="ended")
     if row.actor is None:
-        user.last_active_at = now
-    db.flush()
+        db.execute(update(User).where(User.id == row.user_id).values(last_active_at=now_ms)
+                   .execution_options(synchronize_session=False))
 
 
 def end(db: Db, instance: Instance, row: SessionRow, *, status: Literal["ended", "revoked"],

@@ -8,6 +8,7 @@ the server reads the environment.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Mapping
@@ -71,7 +72,7 @@ class Settings:
             return self.application_url
         return self.allowed_origins[0] if self.allowed_origins else self.frontend_api_url
 
-    @property
+    @functools.cached_property
     def trusted_origins(self) -> frozenset[str]:
         """Origins allowed to call the Frontend API: the configured ones and actas's own."""
         return frozenset((*self.allowed_origins, origin_of(self.frontend_api_url)))

@@ -12,10 +12,12 @@ it signed has expired.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from sqlalchemy import or_, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as Db
 
 from actas._jws import Algorithm, PrivateKey, public_jwk
@@ -23,6 +25,9 @@ from actas.server import ids
 from actas.server.credentials import Secret
 from actas.server.db.schema import SigningKey
 from actas.server.sealing import Sealer
+
+# How long a process signs from its copy of the key schedule before re-reading it.
+SCHEDULE_TTL_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -32,16 +37,29 @@ class Signer:
     private_key: PrivateKey
 
 
-class KeyRing:
-    """Reads and writes signing keys; caches decrypted private keys by ``kid``.
+@dataclass(frozen=True)
+class _Scheduled:
+    signer: Signer
+    signs_from: int
+    unpublish_at: int | None
 
-    The cache holds only immutable per-kid data: which key signs is read from
-    the database every time, so all replicas agree after a rotation.
+
+class KeyRing:
+    """Reads and writes signing keys; caches the signing schedule and decrypted keys.
+
+    Which key signs is decided from the schedule (every key's ``signs_from``
+    and ``unpublish_at``), re-read from the database when it is older than
+    ``SCHEDULE_TTL_MS`` by the instance's clock: a rotation done on another
+    replica is followed within that time, and at the very moment it starts
+    signing when its publish lead is longer (``actas keys rotate`` defaults to
+    300 s). Decrypted private keys are immutable per ``kid`` and kept.
     """
 
     def __init__(self, instance_secret: Secret) -> None:
         self._sealer = Sealer(instance_secret, "signing-key-encryption")
         self._private_keys: dict[str, PrivateKey] = {}
+        self._schedule: list[_Scheduled] = []
+        self._schedule_read_at: int | None = None
 
     def create(self, db: Db, *, algorithm: Algorithm, now_ms: int, signs_from: int) -> SigningKey:
         private_key = _generate(algorithm)
@@ -78,30 +96,46 @@ class KeyRing:
             if old.unpublish_at is None or old.unpublish_at > last_token_expiry:
                 old.unpublish_at = last_token_expiry
         db.flush()
+        self.forget_schedule()
         return new
 
-    def current_signer(self, db: Db, now_ms: int) -> Signer:
-        row = db.scalars(
-            select(SigningKey)
-            .where(SigningKey.signs_from <= now_ms)
+    def current_signer(self, db: Db | Connection, now_ms: int) -> Signer:
+        """The key that signs at ``now_ms``; reads the schedule with ``db`` when it is stale."""
+        read_at = self._schedule_read_at
+        if read_at is None or not read_at <= now_ms < read_at + SCHEDULE_TTL_MS:
+            self._read_schedule(db, now_ms)
+        for entry in self._schedule:  # latest signs_from first
+            if entry.signs_from <= now_ms and (entry.unpublish_at is None
+                                               or entry.unpublish_at > now_ms):
+                return entry.signer
+        raise RuntimeError("no signing key is active; run `actas migrate` or `actas serve`")
+
+    def forget_schedule(self) -> None:
+        """Re-read the schedule at the next signature (after a rotation in this process)."""
+        self._schedule_read_at = None
+
+    def _read_schedule(self, db: Db | Connection, now_ms: int) -> None:
+        rows = db.execute(
+            select(SigningKey.kid, SigningKey.algorithm, SigningKey.signs_from,
+                   SigningKey.unpublish_at, SigningKey.private_key_ciphertext)
             .where(or_(SigningKey.unpublish_at.is_(None), SigningKey.unpublish_at > now_ms))
             .order_by(SigningKey.signs_from.desc(), SigningKey.kid.desc())
-            .limit(1)
-        ).first()
-        if row is None:
-            raise RuntimeError("no signing key is active; run `actas migrate` or `actas serve`")
-        key = self._private_keys.get(row.kid)
-        if key is None:
-            key = self._decrypt(row)
-            self._private_keys[row.kid] = key
-        return Signer(kid=row.kid, algorithm=row.algorithm, private_key=key)  # type: ignore[arg-type]
+        ).all()
+        schedule = []
+        for kid, algorithm, signs_from, unpublish_at, ciphertext in rows:
+            key = self._private_keys.get(kid)
+            if key is None:
+                key = self._private_keys[kid] = self._decrypt(kid, ciphertext)
+            schedule.append(_Scheduled(Signer(kid, cast(Algorithm, algorithm), key),
+                                       signs_from, unpublish_at))
+        self._schedule, self._schedule_read_at = schedule, now_ms
 
-    def _decrypt(self, row: SigningKey) -> PrivateKey:
-        der = self._sealer.open(row.private_key_ciphertext, bound_to=row.kid)
+    def _decrypt(self, kid: str, ciphertext: bytes) -> PrivateKey:
+        der = self._sealer.open(ciphertext, bound_to=kid)
         key = serialization.load_der_private_key(der, password=None)
         if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
                           | ed25519.Ed25519PrivateKey):
-            raise TypeError(f"unexpected key type in {row.kid}")
+            raise TypeError(f"unexpected key type in {kid}")
         return key
 
 

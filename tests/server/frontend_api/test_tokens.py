@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import jwt as pyjwt
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from actas.server import Instance
 from actas.server.clock import FrozenClock
+from actas.server.db.schema import Base, User
+from actas.server.db.schema import Session as SessionRow
 from tests.conftest import APP_ORIGIN
 from tests.support.flows import create_user, error_code, mint, sign_in
+
+SESSIONS = Base.metadata.tables[SessionRow.__tablename__]
+USERS = Base.metadata.tables[User.__tablename__]
+TOUCH_S = 300  # sessions.TOUCH_RESOLUTION_MS: below a user session's timeout / 10
 
 
 def _verify(app_client: TestClient, token: str) -> dict[str, object]:
@@ -104,8 +114,11 @@ def test_expired_and_abandoned_sessions_mint_no_token(
     assert abandoned.json()["errors"][0]["meta"]["status"] == "abandoned"
     mint(browser, kept_alive)  # activity keeps a session alive ...
 
-    for _ in range(settings.session_max_lifetime // settings.session_inactivity_timeout):
-        clock.advance(seconds=settings.session_inactivity_timeout - 1)
+    # Activity is recorded to the touch interval (5 minutes for a user's session), so a
+    # session stays alive when refreshed within the inactivity timeout less that.
+    keep_alive_within = settings.session_inactivity_timeout - TOUCH_S
+    for _ in range(settings.session_max_lifetime // keep_alive_within):
+        clock.advance(seconds=keep_alive_within)
         mint(browser, kept_alive)
     clock.advance(seconds=settings.session_inactivity_timeout)
     expired = browser.post(f"/v1/client/sessions/{kept_alive}/tokens", json={})
@@ -145,3 +158,56 @@ def test_banned_user_mints_no_token(backend: TestClient, browser: TestClient) ->
     refused = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={})
     assert refused.status_code == 400 and refused.json()["errors"][0]["meta"]["status"] == \
         "revoked"
+
+
+def test_a_refresh_writes_last_active_at_most_once_per_touch_interval(
+        backend: TestClient, browser: TestClient, clock: FrozenClock) -> None:
+    """Refresh is every browser's request every 50 s: it must not be a write each time."""
+    user = create_user(backend)
+    session_id = sign_in(browser)
+    signed_in_at = clock.now_ms()
+
+    def last_active() -> tuple[int, int | None]:
+        session = backend.get(f"/v1/sessions/{session_id}").json()
+        return session["last_active_at"], backend.get(
+            f"/v1/users/{user['id']}").json()["last_active_at"]
+
+    for _ in range(2):  # 50 s apart: within the interval, nothing is written
+        clock.advance(seconds=50)
+        mint(browser, session_id)
+        assert last_active() == (signed_in_at, signed_in_at)
+
+    clock.advance(seconds=TOUCH_S - 100)  # now exactly one interval since the sign-in
+    mint(browser, session_id)
+    assert last_active() == (clock.now_ms(), clock.now_ms())
+    touched_at = clock.now_ms()
+
+    clock.advance(seconds=50)
+    mint(browser, session_id)
+    assert last_active() == (touched_at, touched_at)
+
+
+def test_a_refresh_waits_for_no_writer(backend: TestClient, browser: TestClient,
+                                       engine: Engine, clock: FrozenClock) -> None:
+    """Refreshes only read (until a touch is due): one held up behind a long write,
+    or behind a sign-in's password hash, was where the multi-second p99 came from.
+    Here a writer holds SQLite's write lock, or on PostgreSQL the session's and the
+    user's rows, while the browser refreshes."""
+    user = create_user(backend)
+    session_id = sign_in(browser)
+    clock.advance(seconds=50)  # within the touch interval: nothing to write
+
+    with engine.connect() as writer:
+        writer.begin()  # SQLite: BEGIN IMMEDIATE, the database's one write lock
+        writer.execute(update(SESSIONS).where(SESSIONS.c.id == session_id)
+                       .values(updated_at=SESSIONS.c.updated_at))
+        writer.execute(update(USERS).where(USERS.c.id == user["id"])
+                       .values(updated_at=USERS.c.updated_at))
+
+        with ThreadPoolExecutor(1) as pool:
+            refreshed = pool.submit(mint, browser, session_id)
+            try:
+                token = refreshed.result(timeout=60)  # a bound on a hang, not a timing
+            finally:
+                writer.rollback()  # lets a regressed refresh finish, to fail clearly
+    assert pyjwt.decode(token, options={"verify_signature": False})["sid"] == session_id

@@ -76,13 +76,13 @@ def revoke_session(request: Request, session_id: str) -> SessionObject:
 def create_session_token(request: Request, session_id: str) -> TokenObject:
     instance = instance_of(request)
     try:
-        with instance.transaction() as db:
-            row = sessions.get(db, session_id, for_update=True)
+        with instance.snapshot() as db:  # reads only: no write lock, signed after
+            row = sessions.get(db, session_id)
             sessions.require_active(row, instance.now_ms())
             users.require_not_banned(users.get(db, row.user_id))
             ending.require_still_allowed(db, instance, row)
-            token = session_tokens.mint(db, instance, row, azp=None)
-            return TokenObject(jwt=token.jwt)
+            signer = instance.keys.current_signer(db, instance.now_ms())
+        return TokenObject(jwt=session_tokens.mint(instance, row, signer, azp=None).jwt)
     except ImpersonationRefused as refusal:
         raise ending.end_refused(instance, session_id=session_id, refusal=refusal,
                                  origin=request_origin(request)) from refusal

@@ -6,15 +6,24 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
+import sqlalchemy.ext.asyncio
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actas.server import private_files
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 READ_ONLY = "actas_read_only"  # an execution option: a snapshot that writes nothing
+# Threads of one serving process that use the database: the requests' (see
+# actas.server.app, which caps the thread pool to REQUEST_THREADS), the
+# worker's round and its webhook lanes.
+REQUEST_THREADS = 16
+DATABASE_THREADS = REQUEST_THREADS + 1 + 8
+# Connections of the async engine (PostgreSQL reads on the event loop).
+ASYNC_POOL_SIZE = 8
 
 
 def read_only_options(engine: Engine) -> dict[str, Any]:
@@ -51,7 +60,10 @@ def create_engine(url: str) -> Engine:
             "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE"))
         return engine
     if backend == "postgresql":
-        return sqlalchemy.create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        # As many connections as the process has threads that use them, kept open: a
+        # pool smaller than the thread pool opens and closes a connection per request.
+        return sqlalchemy.create_engine(url, pool_size=DATABASE_THREADS, max_overflow=4,
+                                        pool_pre_ping=True)
     raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
 
 
@@ -105,3 +117,12 @@ def alembic_config(engine: Engine) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the database schema to the newest migration."""
     command.upgrade(alembic_config(engine), "head")
+
+
+def create_async_engine(url: str) -> AsyncEngine:
+    """PostgreSQL through psycopg's async API, for reads on the event loop (the token
+    refresh's): its pool serves one event loop, so it is small. No ping before each
+    use (a round trip per request): a connection that died with the server fails
+    one request with 503 ``database_unavailable``, and the pool is renewed."""
+    return sqlalchemy.ext.asyncio.create_async_engine(
+        normalize_url(url), pool_size=ASYNC_POOL_SIZE, max_overflow=4)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import ImpersonationRefused, ResourceNotFound, SessionNotActive, SignedOut
-from actas.server import session_tokens, sessions, users
+from actas._errors import ResourceNotFound, SignedOut
+from actas.server import sessions
 from actas.server.db.schema import Client
 from actas.server.db.schema import Session as SessionRow
+from actas.server.frontend_api import token_route
 from actas.server.frontend_api.responses import Envelope, current_client, render_client
 from actas.server.http import cookies
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
@@ -44,26 +45,11 @@ def _own_session(db: Db, instance: Instance, request: Request,
 
 @router.post("/v1/client/sessions/{session_id}/tokens", response_model=TokenObject,
              summary="Mint a fresh session token (also set as the __session cookie)")
-def create_token(request: Request, response: Response, session_id: str,
-                 origin: str = Depends(trusted_origin)) -> TokenObject:
-    instance = instance_of(request)
-    try:
-        with instance.transaction() as db:
-            _client, row = _own_session(db, instance, request, session_id)
-            sessions.require_active(row, instance.now_ms())
-            user = users.require_not_banned(users.get(db, row.user_id))
-            ending.require_still_allowed(db, instance, row)
-            sessions.touch(db, instance, row, user)
-            token = session_tokens.mint(db, instance, row, azp=origin)
-    except SessionNotActive as error:
-        if error.meta.get("status") in {"expired", "abandoned"}:
-            sessions.settle_lapsed(instance, session_ids=[session_id])
-        raise
-    except ImpersonationRefused as refusal:
-        raise ending.end_refused(instance, session_id=session_id, refusal=refusal,
-                                 origin=request_origin(request)) from refusal
-    cookies.set_session(response, instance.settings, token.jwt)
-    return TokenObject(jwt=token.jwt)
+async def create_token(request: Request, session_id: str,
+                       origin: str = Depends(trusted_origin)) -> Response:
+    """Served by ``token_route.TokenRoute`` ahead of this router (the hot path); this
+    endpoint documents it and answers the same way."""
+    return await token_route.respond(request, session_id, origin)
 
 
 @router.post("/v1/client/sessions/{session_id}/end", response_model=Envelope[SessionObject],

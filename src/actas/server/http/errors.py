@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -146,11 +147,27 @@ async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return envelope(500, error_entry("internal_error", message))
 
 
+_HANDLERS: list[tuple[type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]]] = [
+    (RequestValidationError, _on_validation),
+    (ActasError, _on_actas_error),
+    (HTTPException, _on_http_error),
+    (IntegrityError, _on_integrity_error),
+    (DataError, _on_data_error),
+    (OperationalError, _on_database_busy),
+    (Exception, _on_unexpected),
+]
+
+
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, _on_validation)
-    app.add_exception_handler(ActasError, _on_actas_error)
-    app.add_exception_handler(HTTPException, _on_http_error)
-    app.add_exception_handler(IntegrityError, _on_integrity_error)
-    app.add_exception_handler(DataError, _on_data_error)
-    app.add_exception_handler(OperationalError, _on_database_busy)
-    app.add_exception_handler(Exception, _on_unexpected)
+    for kind, handler in _HANDLERS:
+        app.add_exception_handler(kind, handler)
+
+
+async def response_for(request: Request, exc: Exception) -> JSONResponse:
+    """The answer to ``exc``, as the app's handlers give it, for code that runs outside
+    FastAPI's routing (``frontend_api.token_route``)."""
+    for kind in type(exc).__mro__:
+        for handled, handler in _HANDLERS:
+            if kind is handled:
+                return await handler(request, exc)
+    return await _on_unexpected(request, exc)

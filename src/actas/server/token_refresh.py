@@ -1,0 +1,120 @@
+"""Refreshing a browser's session token: the request every signed-in browser makes
+about every 50 s, so the one an actas install spends its CPU on.
+
+It is shaped for that:
+- it reads (``Instance.reading``): no write lock, so refreshes never queue
+  behind one another or behind a sign-in;
+- the client, the session and the user's ban flag come from one statement,
+  built once, read without the ORM;
+- the signing key comes from the key ring's cached schedule
+  (``KeyRing.current_signer``), and the signature is made after the snapshot
+  is closed;
+- it writes only when the session's last-active time is older than its touch
+  interval (``sessions.touch_due``, five minutes at most), in a transaction of
+  one conditional UPDATE (two for a user's own session).
+
+``check`` and ``mint`` only read and compute, so the HTTP layer runs them on
+the event loop itself (``frontend_api.token_route``): on SQLite directly, on
+PostgreSQL through the async engine, so that no worker thread is involved; the
+write, when due, goes to a worker thread.
+
+Every check the old path made is still made on every refresh: the session is
+active, belongs to the browser's client, its user is not banned, and an
+impersonation is still allowed by the policy (``ending.require_still_allowed``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NoReturn
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session as Db
+
+from actas._errors import ResourceNotFound, SignedOut, UserBanned
+from actas.server import clients, credentials, session_tokens, sessions
+from actas.server.db.schema import Client, User
+from actas.server.db.schema import Session as SessionRow
+from actas.server.impersonation import ending
+from actas.server.instance import Instance
+from actas.server.session_tokens import SessionToken
+from actas.server.signing_keys import Signer
+
+# The session (as much of its row as a refresh needs) and its user's ban flag, if the
+# session belongs to the client whose cookie digest is given. Built once.
+_COLUMNS = ("id", "user_id", "client_id", "status", "actor", "actor_sub", "actor_token_id",
+            "last_active_at", "expire_at", "abandon_at")
+_OWN_SESSION = (
+    select(*[getattr(SessionRow, name) for name in _COLUMNS], User.banned)
+    .join(Client, Client.id == SessionRow.client_id)
+    .join(User, User.id == SessionRow.user_id)
+    .where(SessionRow.id == bindparam("session_id"),
+           Client.token_digest == bindparam("digest"))
+)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A session that may have a token now, and what minting it needs."""
+
+    session: SessionRow
+    signer: Signer
+    now_ms: int
+    touch_due: bool
+
+
+def check(instance: Instance, connection: Connection, *, client_cookie: str | None,
+          session_id: str) -> Checked:
+    """Every check of a refresh, reading only, through ``connection``
+    (``Instance.reading``, or the async engine's connection run synchronously). Raises
+    ``SignedOut``, ``ResourceNotFound``, ``SessionNotActive``, ``UserBanned`` or an
+    ``ImpersonationRefused`` leaf (the caller ends the impersonation)."""
+    now = instance.now_ms()
+    found = None
+    if clients.well_formed(client_cookie):
+        found = connection.execute(_OWN_SESSION, {
+            "session_id": session_id,
+            "digest": credentials.digest(client_cookie)}).one_or_none()
+    if found is None:
+        with Db(bind=connection) as db:
+            _refuse(db, client_cookie, session_id)
+    row = SessionRow(**dict(zip(_COLUMNS, found[:-1], strict=True)))
+    sessions.require_active(row, now)
+    if found[-1]:
+        raise UserBanned("This account is banned.")
+    if row.actor is not None:  # an impersonation: the policy again, every time
+        with Db(bind=connection) as db:
+            ending.require_still_allowed(db, instance, row)
+    signer = instance.keys.current_signer(connection, now)
+    return Checked(row, signer, now, sessions.touch_due(instance, row, now))
+
+
+def record_activity(instance: Instance, checked: Checked) -> None:
+    """Write the session's (and user's) last-active time; raises ``SessionNotActive`` if
+    the session ended since it was checked. A write: may wait for SQLite's lock."""
+    with instance.transaction() as db:
+        sessions.touch(db, instance, checked.session, checked.now_ms)
+
+
+def mint(instance: Instance, checked: Checked, *, azp: str | None) -> SessionToken:
+    return session_tokens.mint(instance, checked.session, checked.signer, azp=azp)
+
+
+def refresh(instance: Instance, *, client_cookie: str | None, session_id: str,
+            azp: str | None) -> SessionToken:
+    """``check``, ``record_activity`` when due, ``mint``: the whole refresh, blocking."""
+    with instance.reading() as connection:
+        checked = check(instance, connection, client_cookie=client_cookie,
+                        session_id=session_id)
+    if checked.touch_due:
+        record_activity(instance, checked)
+    return mint(instance, checked, azp=azp)
+
+
+def _refuse(db: Db, client_cookie: str | None, session_id: str) -> NoReturn:
+    if clients.from_cookie(db, client_cookie) is None:
+        raise SignedOut("This browser has no client; sign in first.")
+    # Another client's session is reported exactly like a missing one.
+    raise ResourceNotFound(f"This client has no session {session_id!r}.",
+                           param_name="session_id")
