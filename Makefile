@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest jstest system-deps clean
+.PHONY: run test bench lint typecheck pytest jstest system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ test: $(STAMP) system-deps lint typecheck jstest pytest
 
 system-deps:
 	scripts/install-system-deps postgresql chromium nodejs
+
+## bench: every benchmark, each against its baseline in the same run (see bench/README.md)
+bench: $(STAMP)
+	scripts/install-system-deps postgresql wrk
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.refresh
+	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.audit_appends
+	$(BIN)/python -m bench.webhook_isolation
+	$(BIN)/python -m bench.session_list
+	$(BIN)/python -m bench.dashboard_users
+	$(BIN)/python -m bench.audit_chain
 
 ## jstest: the browser SDK's and React binding's unit tests, and the served bundle's freshness
 jstest:
