@@ -407,31 +407,47 @@ def test_events_left_staged_by_a_stopped_process_are_chained_at_the_next_start(
         assert restarted.audit.verify(db).ok
 
 
-@pytest.mark.parametrize("case", ["edited", "forged"])
+@pytest.mark.parametrize("case", ["edited", "forged", "non_ascii_seal", "unparseable",
+                                  "replayed"])
 def test_a_staged_event_edited_or_forged_before_chaining_is_recorded_as_altered(
-        instance: Instance, engine: Engine, case: str) -> None:
+        instance: Instance, engine: Engine, database_url: str, case: str) -> None:
     """Between its commit and its chaining an event is only sealed, not chained: a
-    change in that window is caught by the seal, and the chain says so in its place."""
+    change in that window is caught by the seal, and the chain says so in its place.
+    Nothing written there can stop the chaining of the events after it."""
+    if case == "unparseable" and not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's json column refuses text that does not parse")
+    if case == "replayed":
+        instance.record_alone(Record(type="actor_token.created", actor_sub="op_a"))
+        [first] = _chained(instance)
     _stage_without_chaining(instance, Record(type="actor_token.created", actor_sub="op_a",
                                              reason=REASON))
+    claimed = None
     with engine.begin() as connection:
         if case == "edited":
             connection.execute(update(STAGED).values(reason="nothing to see here"))
-        else:
+        elif case == "non_ascii_seal":
+            connection.execute(update(STAGED).values(mac="é" * 64))
+        elif case == "unparseable":
+            connection.exec_driver_sql("UPDATE audit_staged SET data = '{not json'")
+        else:  # forged, or a copy of an event already chained (to make it appear twice)
+            claimed = "evt_" + "F" * 26 if case == "forged" else first.id
             connection.execute(delete(STAGED))
             connection.execute(insert(STAGED).values(
-                event_id="evt_" + "F" * 26, type="actor_token.created", occurred_at=1,
+                event_id=claimed, type="actor_token.created", occurred_at=1,
                 actor_sub="op_mallory", reason="routine", data={}, mac="0" * 64))
-    claimed = "evt_" + "F" * 26 if case == "forged" else None
+    _stage_without_chaining(instance, Record(type="test.after"))
 
     instance.chainer.chain_all()
 
-    [event] = _chained(instance)
-    assert event.type == "audit.staged_event_altered"
-    assert event.actor_sub is None and event.reason is None
-    assert event.data["claimed_type"] == "actor_token.created"
+    chained = _chained(instance)[1:] if case == "replayed" else _chained(instance)
+    altered, after = chained
+    assert altered.type == "audit.staged_event_altered"
+    assert altered.actor_sub is None and altered.reason is None
+    assert altered.data["claimed_type"] == "actor_token.created"
     if claimed is not None:
-        assert event.data["claimed_event_id"] == claimed
+        assert altered.data["claimed_event_id"] == claimed
+        assert altered.id != claimed
+    assert after.type == "test.after"  # the row after it was chained as usual
     with instance.snapshot() as db:
         assert instance.audit.verify(db).ok  # the chain itself is intact
 

@@ -19,7 +19,9 @@ Appending has two steps, so that writers never queue on one row:
   one held the lock.
 
 A staged row that was edited or forged is caught by its seal when chained, and
-recorded as ``audit.staged_event_altered`` in its place. What cannot be shown
+recorded as ``audit.staged_event_altered`` in its place, as is a copy of an
+event already chained; a row that does not even parse is treated the same,
+so no row can stop the chaining of the others. What cannot be shown
 is a staged row deleted in the milliseconds before it is chained, by someone
 who could as well have stopped the write.
 
@@ -37,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy import ColumnElement, Text, cast, delete, insert, select, update
 from sqlalchemy.orm import Session as Db
 
 from actas.server import ids
@@ -132,18 +134,23 @@ class AuditLog:
         if head is None:
             raise RuntimeError("the audit chain head is missing; run `actas migrate`")
         oldest = select(AuditStaged.id).order_by(AuditStaged.id).limit(limit)
+        # data as its stored text: a row someone wrote by hand may not even parse.
         taken = db.execute(delete(AuditStaged).where(AuditStaged.id.in_(oldest.scalar_subquery()))
                            .returning(AuditStaged.id, AuditStaged.mac,
-                                      *[getattr(AuditStaged, name) for name in STAGED_FIELDS])
+                                      *[cast(AuditStaged.data, Text) if name == "data"
+                                        else getattr(AuditStaged, name)
+                                        for name in STAGED_FIELDS])
                            ).all()
         if not taken:
             return []
+        staged = [(self._unsealed(row), row) for row in sorted(taken, key=lambda row: row[0])]
+        claimed = [fields["event_id"] for fields, _row in staged if fields is not None]
+        replayed = set(db.scalars(select(AuditEvent.id).where(AuditEvent.id.in_(claimed))))
         seq, prev_hash = head
         rows = []
-        for staged in sorted(taken, key=lambda row: row[0]):
-            fields = dict(zip(STAGED_FIELDS, staged[2:], strict=True))
-            if not hmac.compare_digest(staged[1], self._staged_mac(fields)):
-                fields = _altered(fields, now_ms=now_ms)
+        for fields, row in staged:
+            if fields is None or fields["event_id"] in replayed:
+                fields = _altered(row, now_ms=now_ms)
             seq += 1
             hashed = {"seq": seq, "id": fields.pop("event_id"), **fields}
             event_hash = self._hash_of(prev_hash, hashed)
@@ -153,6 +160,21 @@ class AuditLog:
         db.execute(update(AuditChainHead).where(AuditChainHead.id == _HEAD_ID)
                    .values(last_seq=seq, last_hash=prev_hash))
         return [AuditEvent(**row) for row in rows]
+
+    def _unsealed(self, row: Sequence[Any]) -> dict[str, Any] | None:
+        """A staged row's fields if its seal matches them; ``None`` if it was edited,
+        forged, or holds what actas never writes (JSON that does not parse, a value of
+        the wrong type): such a row must not stop the chaining of the others."""
+        try:
+            fields: dict[str, Any] = dict(zip(STAGED_FIELDS, row[2:], strict=True))
+            fields["data"] = json.loads(fields["data"])
+            mac = row[1]
+            if isinstance(mac, str) and mac.isascii() and \
+                    hmac.compare_digest(mac, self._staged_mac(fields)):
+                return fields
+        except (TypeError, ValueError):
+            pass
+        return None
 
     def _staged_mac(self, fields: Mapping[str, Any]) -> str:
         body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -307,14 +329,16 @@ def list_events(db: Db, q: AuditQuery) -> Sequence[AuditEvent]:
                       .limit(q.limit)).all()
 
 
-def _altered(fields: Mapping[str, Any], *, now_ms: int) -> dict[str, Any]:
-    """What is chained in place of a staged event whose seal does not match: the fact,
-    with the id it claimed, and none of its (untrustworthy) content."""
+def _altered(row: Sequence[Any], *, now_ms: int) -> dict[str, Any]:
+    """What is chained in place of a staged event whose seal does not match, or that
+    repeats an event already chained: the fact, with the id and type it claimed, and
+    none of its (untrustworthy) content."""
+    claimed: dict[str, Any] = dict(zip(STAGED_FIELDS, row[2:], strict=True))
     return {"event_id": ids.new_id(EVENT, now_ms), "type": "audit.staged_event_altered",
             "occurred_at": now_ms, "actor_sub": None, "user_id": None, "session_id": None,
             "actor_token_id": None, "reason": None, "ip_address": None, "user_agent": None,
-            "data": {"claimed_event_id": str(fields.get("event_id"))[:40],
-                     "claimed_type": str(fields.get("type"))[:64]}}
+            "data": {"claimed_event_id": str(claimed["event_id"])[:40],
+                     "claimed_type": str(claimed["type"])[:64]}}
 
 
 def _clip(value: str | None, length: int) -> str | None:

@@ -1,7 +1,9 @@
 """Chaining staged audit events right after the transactions that staged them.
 
 Every transaction that records an event waits, after its commit, until the
-event is in the chain, so an answered request is an audited one. Waiting
+event is in the chain, so an answered request is an audited one (its events
+were committed with it in any case: if the chain head stays locked past
+``WAIT_SECONDS``, the request answers and the worker chains them). Waiting
 threads of one process share the work, as a database's group commit does: one
 of them (the leader) runs a chaining round for everything staged so far, the
 others wait for that round, and the next leader takes whatever queued
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from actas.server import webhooks
@@ -23,6 +26,13 @@ if TYPE_CHECKING:
     from actas.server.instance import Instance
 
 log = logging.getLogger("actas.audit")
+
+# How long a writer waits for the round that chains its events; past it, it answers
+# and the worker's sweep chains them (a round can only be that slow if something
+# holds the chain head's lock).
+WAIT_SECONDS = 30.0
+# Batches one round chains at most, so that a round ends under a sustained load.
+MAX_BATCHES = 20
 
 
 class Chainer:
@@ -37,11 +47,17 @@ class Chainer:
         """Return once a chaining round that began after the caller's commit has ended:
         then the caller's staged events are chained (by this process or another one).
         If that round fails, the worker's sweep chains them later."""
+        deadline = time.monotonic() + WAIT_SECONDS
         with self._changed:
             needed = self._started + 1  # rounds up to _started may have read before our commit
             while self._finished < needed:
                 if self._running:
-                    self._changed.wait()
+                    left = deadline - time.monotonic()
+                    if left <= 0:  # a round stuck on the head's lock: the worker sweeps
+                        log.warning("audit events not chained within %s s; the worker will",
+                                    WAIT_SECONDS)
+                        return
+                    self._changed.wait(left)
                     continue
                 self._running = True
                 self._started += 1
@@ -57,14 +73,16 @@ class Chainer:
                     self._finished = this_round
                     self._changed.notify_all()
 
-    def chain_all(self) -> int:
-        """Chain every event staged so far and queue its webhooks, one short transaction
-        per batch; return how many."""
+    def chain_all(self, *, max_batches: int = MAX_BATCHES) -> int:
+        """Chain the events staged so far and queue their webhooks, one short transaction
+        per batch of ``CHAIN_BATCH``, at most ``max_batches`` of them (others keep
+        staging meanwhile; the next round takes the rest); return how many."""
         instance, total = self._instance, 0
-        while True:
+        for _ in range(max_batches):
             with instance.transaction() as db:
                 chained = instance.audit.chain_staged(db, now_ms=instance.now_ms())
                 webhooks.enqueue(db, instance, chained)
             total += len(chained)
             if len(chained) < CHAIN_BATCH:
-                return total
+                break
+        return total

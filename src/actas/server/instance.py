@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,8 @@ from actas.server.passwords import PasswordHasher
 from actas.server.settings import Settings
 from actas.server.signing_keys import KeyRing
 from actas.server.webhook_urls import Resolver, system_resolver
+
+log = logging.getLogger("actas")
 
 
 @dataclass
@@ -69,7 +72,10 @@ class Instance:
                 db, algorithm=settings.signing_algorithm, now_ms=instance.clock.now_ms()
             )
             instance.audit.ensure_head(db)
-        instance.chainer.chain_all()  # whatever a stopped process staged and did not chain
+        try:  # whatever a stopped process staged and did not chain; else the worker will
+            instance.chainer.chain_all()
+        except Exception:
+            log.exception("chaining staged audit events at startup failed; the worker retries")
         return instance
 
     def __post_init__(self) -> None:

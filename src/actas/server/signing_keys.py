@@ -91,7 +91,9 @@ class KeyRing:
                token_lifetime_ms: int) -> SigningKey:
         """Add a key signing from ``now + lead``; retire the others after their last token."""
         new = self.create(db, algorithm=algorithm, now_ms=now_ms, signs_from=now_ms + lead_ms)
-        last_token_expiry = new.signs_from + token_lifetime_ms
+        # Other processes may sign with an old key for up to SCHEDULE_TTL_MS after
+        # signs_from (with a short lead): keep it published until those tokens expire.
+        last_token_expiry = new.signs_from + SCHEDULE_TTL_MS + token_lifetime_ms
         for old in db.scalars(select(SigningKey).where(SigningKey.kid != new.kid)):
             if old.unpublish_at is None or old.unpublish_at > last_token_expiry:
                 old.unpublish_at = last_token_expiry
@@ -104,11 +106,20 @@ class KeyRing:
         read_at = self._schedule_read_at
         if read_at is None or not read_at <= now_ms < read_at + SCHEDULE_TTL_MS:
             self._read_schedule(db, now_ms)
+        signer = self._signing(now_ms)
+        if signer is None:  # nothing in the cached schedule signs now: ask the database
+            self._read_schedule(db, now_ms)
+            signer = self._signing(now_ms)
+        if signer is None:
+            raise RuntimeError("no signing key is active; run `actas migrate` or `actas serve`")
+        return signer
+
+    def _signing(self, now_ms: int) -> Signer | None:
         for entry in self._schedule:  # latest signs_from first
             if entry.signs_from <= now_ms and (entry.unpublish_at is None
                                                or entry.unpublish_at > now_ms):
                 return entry.signer
-        raise RuntimeError("no signing key is active; run `actas migrate` or `actas serve`")
+        return None
 
     def forget_schedule(self) -> None:
         """Re-read the schedule at the next signature (after a rotation in this process)."""

@@ -11,12 +11,13 @@ It is shaped for that:
   is closed;
 - it writes only when the session's last-active time is older than its touch
   interval (``sessions.touch_due``, five minutes at most), in a transaction of
-  one conditional UPDATE (two for a user's own session).
+  one conditional UPDATE (two for a user's own session); an impersonation is
+  signed under its session's row lock (``write_and_mint``).
 
 ``check`` and ``mint`` only read and compute, so the HTTP layer runs them on
 the event loop itself (``frontend_api.token_route``): on SQLite directly, on
-PostgreSQL through the async engine, so that no worker thread is involved; the
-write, when due, goes to a worker thread.
+PostgreSQL through the async engine, so that no worker thread is involved; a
+write, when needed, goes to a worker thread.
 
 Every check the old path made is still made on every refresh: the session is
 active, belongs to the browser's client, its user is not banned, and an
@@ -63,6 +64,11 @@ class Checked:
     now_ms: int
     touch_due: bool
 
+    @property
+    def needs_write(self) -> bool:
+        """Last-active is due, or the session is an impersonation (see ``write_and_mint``)."""
+        return self.touch_due or self.session.actor is not None
+
 
 def check(instance: Instance, connection: Connection, *, client_cookie: str | None,
           session_id: str) -> Checked:
@@ -90,11 +96,25 @@ def check(instance: Instance, connection: Connection, *, client_cookie: str | No
     return Checked(row, signer, now, sessions.touch_due(instance, row, now))
 
 
-def record_activity(instance: Instance, checked: Checked) -> None:
-    """Write the session's (and user's) last-active time; raises ``SessionNotActive`` if
-    the session ended since it was checked. A write: may wait for SQLite's lock."""
+def write_and_mint(instance: Instance, checked: Checked, *, azp: str | None
+                   ) -> SessionToken:
+    """The refresh's write, when ``checked.needs_write``: last-active when due, in one
+    conditional UPDATE that refuses a session ended since the check.
+
+    An impersonation's token is signed while that UPDATE (or a ``FOR UPDATE``
+    read) holds the session's row, and revocation, Stop and the kill switch lock
+    the row too: once they have answered, no token of the session is signed. A
+    user's own session is signed after the commit, so the write lock is never
+    held while signing it; its tokens then trail a revocation by at most one."""
     with instance.transaction() as db:
-        sessions.touch(db, instance, checked.session, checked.now_ms)
+        if checked.touch_due:
+            sessions.touch(db, instance, checked.session, checked.now_ms)
+        else:
+            sessions.require_active(sessions.get(db, checked.session.id, for_update=True),
+                                    checked.now_ms)
+        if checked.session.actor is not None:
+            return mint(instance, checked, azp=azp)
+    return mint(instance, checked, azp=azp)
 
 
 def mint(instance: Instance, checked: Checked, *, azp: str | None) -> SessionToken:
@@ -103,12 +123,12 @@ def mint(instance: Instance, checked: Checked, *, azp: str | None) -> SessionTok
 
 def refresh(instance: Instance, *, client_cookie: str | None, session_id: str,
             azp: str | None) -> SessionToken:
-    """``check``, ``record_activity`` when due, ``mint``: the whole refresh, blocking."""
+    """``check``, then ``write_and_mint`` or ``mint``: the whole refresh, blocking."""
     with instance.reading() as connection:
         checked = check(instance, connection, client_cookie=client_cookie,
                         session_id=session_id)
-    if checked.touch_due:
-        record_activity(instance, checked)
+    if checked.needs_write:
+        return write_and_mint(instance, checked, azp=azp)
     return mint(instance, checked, azp=azp)
 
 

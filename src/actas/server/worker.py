@@ -32,7 +32,10 @@ def run_once(instance: Instance, client: httpx.Client,
     ticket refusals, drop old rate-limit counters, verify the audit chain a slice
     further, then send due webhooks: through ``dispatcher`` (lanes that run on, never
     waited for) in a serving process, else here and now."""
-    instance.chainer.chain_all()  # events a crashed or out-raced writer left staged
+    try:
+        instance.chainer.chain_all()  # events a crashed or timed-out writer left staged
+    except Exception:  # the rest of the round does not depend on it
+        log.exception("chaining staged audit events failed")
     sessions.settle_lapsed(instance)
     redemption.summarise_refusals(instance)  # before pruning the counters it reads
     with instance.transaction() as db:

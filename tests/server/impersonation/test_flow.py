@@ -354,3 +354,33 @@ def test_kill_switch_catches_a_redemption_in_flight(backend: TestClient,
     assert backend.get(f"/v1/sessions/{out['session']}").json()["status"] == "revoked"
     assert error_code(backend.post(f"/v1/sessions/{out['session']}/tokens")) == \
         "session_not_active"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_impersonation_refresh_in_flight_waits_for_a_revocation_and_is_refused(
+        backend: TestClient, browser: TestClient, instance: Instance) -> None:
+    """Refreshes read without locks, but an impersonation's token is signed under its
+    session's row lock: a revocation still uncommitted when the refresh starts is
+    waited for, and once it has answered no token of that session is signed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import update
+
+    from actas.server.db.schema import Session as SessionRow
+
+    user = create_user(backend)
+    session_id = redeem(browser, create_actor_token(backend, user["id"])["token"])
+    mint(browser, session_id)
+
+    with instance.engine.connect() as revoker, ThreadPoolExecutor(1) as pool:
+        revoker.begin()
+        revoker.execute(update(SessionRow).where(SessionRow.id == session_id).values(
+            status="revoked", ended_at=instance.now_ms(), updated_at=instance.now_ms()))
+        refreshed = pool.submit(browser.post, f"/v1/client/sessions/{session_id}/tokens",
+                                json={})
+        _wait_until_a_transaction_waits_for_a_lock(instance)
+        revoker.commit()
+        response = refreshed.result(timeout=120)  # bounds a hang only
+
+    assert response.status_code == 400, response.text
+    assert error_code(response) == "session_not_active"

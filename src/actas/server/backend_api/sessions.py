@@ -76,13 +76,15 @@ def revoke_session(request: Request, session_id: str) -> SessionObject:
 def create_session_token(request: Request, session_id: str) -> TokenObject:
     instance = instance_of(request)
     try:
-        with instance.snapshot() as db:  # reads only: no write lock, signed after
-            row = sessions.get(db, session_id)
+        # Signed under the session's row lock, like an impersonation's refresh: a
+        # revocation that has answered is never followed by a token (not a hot path).
+        with instance.transaction() as db:
+            row = sessions.get(db, session_id, for_update=True)
             sessions.require_active(row, instance.now_ms())
             users.require_not_banned(users.get(db, row.user_id))
             ending.require_still_allowed(db, instance, row)
             signer = instance.keys.current_signer(db, instance.now_ms())
-        return TokenObject(jwt=session_tokens.mint(instance, row, signer, azp=None).jwt)
+            return TokenObject(jwt=session_tokens.mint(instance, row, signer, azp=None).jwt)
     except ImpersonationRefused as refusal:
         raise ending.end_refused(instance, session_id=session_id, refusal=refusal,
                                  origin=request_origin(request)) from refusal

@@ -49,7 +49,13 @@ def create_engine(url: str) -> Engine:
         database = make_url(url).database
         if database and database != ":memory:" and "uri" not in make_url(url).query:
             _private_database(Path(database))
-        engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30})
+        pool: dict[str, Any] = {}
+        if database and database != ":memory:":
+            # One connection for every thread that may use one, and one for the event
+            # loop's refresh reads (frontend_api.token_route): a checkout there must
+            # never wait for a connection to come back.
+            pool = {"pool_size": DATABASE_THREADS + 1, "max_overflow": 8}
+        engine = sqlalchemy.create_engine(url, connect_args={"timeout": 30}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN, so two writers can
         # both read and then fail to upgrade their lock; BEGIN IMMEDIATE takes

@@ -37,8 +37,8 @@ async def respond(request: Request, session_id: str, origin: str) -> Response:
     stretch the tail latency. On SQLite (WAL mode) a read is local and takes no
     lock, so it runs as it is; on PostgreSQL a read is a network round trip that
     an outage can stretch to a timeout, so it goes through the async engine and
-    the loop serves other requests meanwhile. Only the write, when one is due,
-    goes to a worker thread."""
+    the loop serves other requests meanwhile. Only a write (last-active due, or an
+    impersonation, signed under its row's lock) goes to a worker thread."""
     instance = instance_of(request)
     cookie = request.cookies.get(cookies.client_cookie_name(instance.settings))
     try:
@@ -50,9 +50,11 @@ async def respond(request: Request, session_id: str, origin: str) -> Response:
         else:
             async with instance.reading_async() as connection:
                 checked = await connection.run_sync(check)
-        if checked.touch_due:
-            await run_in_threadpool(token_refresh.record_activity, instance, checked)
-        token = token_refresh.mint(instance, checked, azp=origin)
+        if checked.needs_write:
+            token = await run_in_threadpool(
+                functools.partial(token_refresh.write_and_mint, instance, checked, azp=origin))
+        else:
+            token = token_refresh.mint(instance, checked, azp=origin)
     except SessionNotActive as error:
         if error.meta.get("status") in {"expired", "abandoned"}:
             await run_in_threadpool(sessions.settle_lapsed, instance, session_ids=[session_id])

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
@@ -154,6 +155,7 @@ _HANDLERS: list[tuple[type[Exception], Callable[[Request, Exception], Awaitable[
     (IntegrityError, _on_integrity_error),
     (DataError, _on_data_error),
     (OperationalError, _on_database_busy),
+    (PoolTimeout, _on_database_busy),  # every pooled connection busy for 30 s
     (Exception, _on_unexpected),
 ]
 
