@@ -195,7 +195,22 @@ class Operator(Base):
     updated_at: Mapped[int]
 
 
-class AuditEvent(Base):
+class AuditRecord:
+    """What an audit event says, the same whether it is chained or still staged."""
+
+    type: Mapped[str] = mapped_column(String(64))
+    occurred_at: Mapped[int]
+    actor_sub: Mapped[str | None] = mapped_column(String(256))
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    session_id: Mapped[str | None] = mapped_column(String(40))
+    actor_token_id: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    data: Mapped[Json]
+
+
+class AuditEvent(AuditRecord, Base):
     """One entry of the append-only, hash-chained audit log.
 
     ``seq`` has no gaps: it is assigned under the chain head's lock, not by a
@@ -207,16 +222,6 @@ class AuditEvent(Base):
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(String(40), unique=True)
-    type: Mapped[str] = mapped_column(String(64))
-    occurred_at: Mapped[int]
-    actor_sub: Mapped[str | None] = mapped_column(String(256))
-    user_id: Mapped[str | None] = mapped_column(String(40))
-    session_id: Mapped[str | None] = mapped_column(String(40))
-    actor_token_id: Mapped[str | None] = mapped_column(String(40))
-    reason: Mapped[str | None] = mapped_column(String(1000))
-    ip_address: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(512))
-    data: Mapped[Json]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -228,7 +233,7 @@ class AuditEvent(Base):
     )
 
 
-class AuditStaged(Base):
+class AuditStaged(AuditRecord, Base):
     """An audit event written by the transaction that caused it, not yet in the chain.
 
     Writers only insert here, so they never wait for one another; the chainer
@@ -244,16 +249,6 @@ class AuditStaged(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
                                     primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(40), unique=True)
-    type: Mapped[str] = mapped_column(String(64))
-    occurred_at: Mapped[int]
-    actor_sub: Mapped[str | None] = mapped_column(String(256))
-    user_id: Mapped[str | None] = mapped_column(String(40))
-    session_id: Mapped[str | None] = mapped_column(String(40))
-    actor_token_id: Mapped[str | None] = mapped_column(String(40))
-    reason: Mapped[str | None] = mapped_column(String(1000))
-    ip_address: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(512))
-    data: Mapped[Json]
     mac: Mapped[str] = mapped_column(String(64))
 
 
