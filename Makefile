@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.refresh
 	$(BIN)/python -m bench.verify
+	$(BIN)/python -m bench.middleware
 	$(BIN)/python -m bench.impersonation
 	$(BIN)/python -m bench.audit_appends
 	$(BIN)/python -m bench.webhook_isolation

@@ -56,6 +56,18 @@ def token_from(request: Any) -> str | None:
             return _from_asgi_scope(request)
         return (_from_authorization(request.get("HTTP_AUTHORIZATION"))
                 or _from_cookie_header(request.get("HTTP_COOKIE")))
+    # The raw headers where the framework keeps them, not its parsed view of them:
+    # Django builds request.headers from every META key on first access, which
+    # costs more than the rest of a cached verification.
+    meta = getattr(request, "META", None)  # Django
+    if meta is None:
+        meta = getattr(request, "environ", None)  # Flask/Werkzeug
+    if type(meta) is dict:
+        return (_from_authorization(meta.get("HTTP_AUTHORIZATION"))
+                or _from_cookie_header(meta.get("HTTP_COOKIE")))
+    scope = getattr(request, "scope", None)  # Starlette/FastAPI
+    if type(scope) is dict and "headers" in scope:
+        return _from_asgi_scope(scope)
     token = _from_authorization(request.headers.get("authorization"))
     if token:
         return token
