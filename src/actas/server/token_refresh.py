@@ -7,8 +7,7 @@ It is shaped for that:
 - the client, the session and the user's ban flag come from one statement,
   built once, read without the ORM;
 - the signing key comes from the key ring's cached schedule
-  (``KeyRing.current_signer``), and the signature is made after the snapshot
-  is closed;
+  (``KeyRing.current_signer``), and the signature is made after the read;
 - it writes only when the session's last-active time is older than its touch
   interval (``sessions.touch_due``, five minutes at most), in a transaction of
   one conditional UPDATE (two for a user's own session); an impersonation is
@@ -119,17 +118,6 @@ def write_and_mint(instance: Instance, checked: Checked, *, azp: str | None
 
 def mint(instance: Instance, checked: Checked, *, azp: str | None) -> SessionToken:
     return session_tokens.mint(instance, checked.session, checked.signer, azp=azp)
-
-
-def refresh(instance: Instance, *, client_cookie: str | None, session_id: str,
-            azp: str | None) -> SessionToken:
-    """``check``, then ``write_and_mint`` or ``mint``: the whole refresh, blocking."""
-    with instance.reading() as connection:
-        checked = check(instance, connection, client_cookie=client_cookie,
-                        session_id=session_id)
-    if checked.needs_write:
-        return write_and_mint(instance, checked, azp=azp)
-    return mint(instance, checked, azp=azp)
 
 
 def _refuse(db: Db, client_cookie: str | None, session_id: str) -> NoReturn:
