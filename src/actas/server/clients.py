@@ -12,6 +12,7 @@ from typing import TypeGuard
 from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
+from actas._errors import ResourceNotFound, SignedOut
 from actas.server import credentials, ids
 from actas.server.credentials import Secret
 from actas.server.db.schema import Client
@@ -58,3 +59,15 @@ def from_cookie(db: Db, cookie: str | None) -> Client | None:
     return db.scalar(
         select(Client).where(Client.token_digest == credentials.digest(cookie))
     )
+
+
+def no_client() -> SignedOut:
+    """The refusal for a request whose browser has no (known) client cookie."""
+    return SignedOut("This browser has no client; sign in first.")
+
+
+def not_its_session(session_id: str) -> ResourceNotFound:
+    """The refusal for a session that is not the client's: worded exactly like a
+    missing one, so that another browser's session ids cannot be probed."""
+    return ResourceNotFound(f"This client has no session {session_id!r}.",
+                            param_name="session_id")

@@ -32,7 +32,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import ResourceNotFound, SignedOut, UserBanned
+from actas._errors import UserBanned
 from actas.server import clients, credentials, session_tokens, sessions
 from actas.server.db.schema import Client, User
 from actas.server.db.schema import Session as SessionRow
@@ -122,7 +122,5 @@ def mint(instance: Instance, checked: Checked, *, azp: str | None) -> SessionTok
 
 def _refuse(db: Db, client_cookie: str | None, session_id: str) -> NoReturn:
     if clients.from_cookie(db, client_cookie) is None:
-        raise SignedOut("This browser has no client; sign in first.")
-    # Another client's session is reported exactly like a missing one.
-    raise ResourceNotFound(f"This client has no session {session_id!r}.",
-                           param_name="session_id")
+        raise clients.no_client()
+    raise clients.not_its_session(session_id)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import ResourceNotFound, SignedOut
-from actas.server import sessions
+from actas.server import clients, sessions
 from actas.server.db.schema import Client
 from actas.server.db.schema import Session as SessionRow
 from actas.server.frontend_api import token_route
@@ -34,12 +33,10 @@ def _own_session(db: Db, instance: Instance, request: Request,
                  session_id: str) -> tuple[Client, SessionRow]:
     client = current_client(db, instance, request)
     if client is None:
-        raise SignedOut("This browser has no client; sign in first.")
+        raise clients.no_client()
     row = db.get(SessionRow, session_id, with_for_update=True)
-    # Another client's session is reported exactly like a missing one.
     if row is None or row.client_id != client.id:
-        raise ResourceNotFound(f"This client has no session {session_id!r}.",
-                               param_name="session_id")
+        raise clients.not_its_session(session_id)
     return client, row
 
 
