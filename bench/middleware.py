@@ -5,7 +5,8 @@ Django's own session authentication with django-hijack, in one process.
     .venv/bin/python -m bench.middleware [--number 2000] [--repeat 7]
 
 Rows, each the best of ``--repeat`` rounds of ``--number`` calls:
-- the floor: ``cryptography``'s RSA verify of the same token (as in verify.py);
+- the floor: ``cryptography``'s RSA verify of the same distinct tokens as the
+  first-seen row, round by round (as in verify.py); the ratio is the median of rounds;
 - actas's Starlette/FastAPI ``AuthMiddleware`` called as an ASGI app around an
   app that does nothing, minus that app called alone: with a first-seen token
   each call (distinct tokens) and with a repeated one;
@@ -23,12 +24,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
 
 from bench.machine import describe
-from bench.verify import APP, ISSUER, KID, best_us, make_token
+from bench.verify import APP, ISSUER, KID, make_token
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 import actas
@@ -120,11 +122,7 @@ def main() -> None:
     token = make_token(key, "jti_bench")
     fresh = [make_token(key, f"jti_{i}") for i in range(n * repeat)]
 
-    def verify_floor() -> None:
-        actas_floor(token)
-
     actas_floor = _floor(key)
-    floor = best_us(verify_floor, n, repeat)
 
     def middleware() -> AuthMiddleware:
         return AuthMiddleware(_noop, verifier=actas.Verifier(
@@ -135,7 +133,14 @@ def main() -> None:
 
     bare = min(_asgi_per_call(_noop, [scope(token)] * n) for _ in range(repeat))
     rounds = [fresh[i * n:(i + 1) * n] for i in range(repeat)]
-    first_seen = min(_asgi_per_call(middleware(), [scope(t) for t in r]) for r in rounds) - bare
+    # The floor and the first-seen middleware over the same distinct tokens, round by
+    # round, moments apart: each round's ratio is kept, and the median reported.
+    floors, firsts = [], []
+    for r in rounds:
+        floors.append(_per_request(actas_floor, r))
+        firsts.append(_asgi_per_call(middleware(), [scope(t) for t in r]) - bare)
+    floor, first_seen = min(floors), min(firsts)
+    first_ratio = statistics.median(f / b for f, b in zip(firsts, floors, strict=True))
     warm = middleware()
     repeated = min(_asgi_per_call(warm, [scope(token)] * n) for _ in range(repeat)) - bare
 
@@ -153,7 +158,7 @@ def main() -> None:
     print("\n                                                  µs/call   x floor")
     print(f"floor: cryptography RSA verify                   {floor:8.2f}      1.00")
     print(f"Starlette AuthMiddleware (ASGI), first-seen     {first_seen:8.2f}  "
-          f"{first_seen / floor:8.2f}")
+          f"{first_seen / floor:8.2f}   (median of rounds {first_ratio:.2f})")
     print(f"Starlette AuthMiddleware (ASGI), repeated       {repeated:8.2f}  "
           f"{repeated / floor:8.2f}")
     print(f"Django session auth + django-hijack             {django_plain:8.2f}")
@@ -162,8 +167,8 @@ def main() -> None:
           f"   adds {added_repeated:6.2f} µs = {added_repeated / django_plain:5.1%}")
     print(f"  + actas AuthMiddleware, first-seen token       {django_first:8.2f}"
           f"   adds {added_first:6.2f} µs = {added_first / django_plain:5.1%}")
-    print(f"\ntargets: first-seen ≤ 1.50x ({_verdict(first_seen / floor <= 1.5)}: "
-          f"{first_seen / floor:.2f}x), repeated ≤ 5 µs ({_verdict(repeated <= 5)}: "
+    print(f"\ntargets: first-seen ≤ 1.50x ({_verdict(first_ratio <= 1.5)}: "
+          f"{first_ratio:.2f}x, median of rounds), repeated ≤ 5 µs ({_verdict(repeated <= 5)}: "
           f"{repeated:.1f} µs), Django ≤ 5% with a repeated token "
           f"({_verdict(added_repeated <= 0.05 * django_plain)}: "
           f"{added_repeated / django_plain:.1%})")

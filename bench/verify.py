@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import statistics
 import time
 import timeit
 from collections.abc import Callable
@@ -59,33 +60,42 @@ def main() -> None:
                               serialization.PublicFormat.SubjectPublicKeyInfo).decode()
     jwks = {"keys": [public_jwk(public, kid=KID, alg="RS256")]}
     token = make_token(key, "jti_bench")
-    # Distinct tokens for the first-seen row, so the verified-token cache never hits.
+    # Distinct tokens for the floor and the first-seen row, so the verified-token cache
+    # never hits and neither row gains from verifying one token's bytes again and again.
     fresh = [make_token(key, f"jti_{i}") for i in range(n)]
     rows: list[tuple[str, float]] = []
 
     pkcs1, sha256 = padding.PKCS1v15(), hashes.SHA256()
-
-    def floor() -> None:
-        head, _, signature = token.rpartition(".")
-        sig = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
-        public.verify(sig, head.encode(), pkcs1, sha256)
-
-    rows.append(("floor: cryptography RSA verify", best_us(floor, n, repeat)))
-
-    scope = {"type": "http", "headers": [(b"authorization", f"Bearer {token}".encode())]}
     scopes = [{"type": "http", "headers": [(b"authorization", f"Bearer {t}".encode())]}
               for t in fresh]
 
-    def first_seen_round() -> float:
-        verifier = actas.Verifier(issuer=ISSUER, jwks=jwks, authorized_parties=[APP])
-        it = iter(scopes)
+    def floor_round() -> float:
         start = time.perf_counter()
-        for _ in range(n):
-            actas.authenticate_request(next(it), verifier=verifier)
+        for each in fresh:
+            head, _, signature = each.rpartition(".")
+            sig = base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4))
+            public.verify(sig, head.encode(), pkcs1, sha256)
         return (time.perf_counter() - start) / n * 1e6
 
-    rows.append(("actas authenticate_request, first-seen",
-                 min(first_seen_round() for _ in range(repeat))))
+    def first_seen_round() -> float:
+        verifier = actas.Verifier(issuer=ISSUER, jwks=jwks, authorized_parties=[APP])
+        start = time.perf_counter()
+        for each in scopes:
+            actas.authenticate_request(each, verifier=verifier)
+        return (time.perf_counter() - start) / n * 1e6
+
+    # Interleaved, over the same distinct tokens: each round times the floor and
+    # then actas moments apart, so a neighbour's burst on a shared machine lands on
+    # both, and the per-round ratio is what is reported (the median of the rounds).
+    floors, firsts, ratios = [], [], []
+    for _ in range(repeat):
+        floors.append(floor_round())
+        firsts.append(first_seen_round())
+        ratios.append(firsts[-1] / floors[-1])
+    first_ratio = statistics.median(ratios)
+    rows.append(("floor: cryptography RSA verify", min(floors)))
+    rows.append(("actas authenticate_request, first-seen", min(firsts)))
+    scope = {"type": "http", "headers": [(b"authorization", f"Bearer {token}".encode())]}
     cached = actas.Verifier(issuer=ISSUER, jwks=jwks, authorized_parties=[APP])
     assert actas.authenticate_request(scope, verifier=cached).actor is not None
     rows.append(("actas authenticate_request, repeated",
@@ -148,7 +158,9 @@ def main() -> None:
     print(f"{'':44s} {'µs/call':>9s} {'x floor':>8s}")
     for name, us in rows:
         print(f"{name:44s} {us:9.2f} {us / floor_us:8.2f}")
-    first, repeated = rows[1][1] / floor_us, rows[2][1] / floor_us
+    first, repeated = first_ratio, rows[2][1] / floor_us
+    print(f"\nfirst-seen against the floor, round by round: "
+          f"{', '.join(f'{r:.2f}' for r in sorted(ratios))} (median {first_ratio:.2f}x)")
     print(f"\ntargets: first-seen ≤ 1.25x ({'met' if first <= 1.25 else 'MISSED'}: {first:.2f}x),"
           f" repeated ≤ 0.10x ({'met' if repeated <= 0.1 else 'MISSED'}: {repeated:.2f}x)")
 

