@@ -6,16 +6,14 @@ nothing in the server reaches for a global instead.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Session as Db
 from sqlalchemy.orm import sessionmaker
 
@@ -25,13 +23,14 @@ from actas.server.audit_chainer import Chainer
 from actas.server.clock import Clock, SystemClock
 from actas.server.credentials import Secret
 from actas.server.db.engine import (
+    ASYNC_POOL_SIZE,
     READ_ONLY,
-    create_async_engine,
     create_engine,
     hold_startup_lock,
     migrate,
     read_only_options,
 )
+from actas.server.db.loop_reads import LoopReads
 from actas.server.db.schema import SecretKey
 from actas.server.passwords import PasswordHasher
 from actas.server.settings import Settings
@@ -110,24 +109,18 @@ class Instance:
     def reads_never_wait(self) -> bool:
         """Whether a read is local and lock-free, so it may run on the event loop as it
         is (SQLite in WAL mode); not on PostgreSQL, where a read is a round trip: there
-        the event loop reads through ``reading_async``."""
+        the event loop reads through ``loop_reads``."""
         return self.engine.dialect.name == "sqlite"
 
     @functools.cached_property
-    def async_engine(self) -> AsyncEngine:
-        """The same PostgreSQL database through psycopg's async API (made on first use)."""
-        return create_async_engine(self.settings.database_url)
-
-    @contextlib.asynccontextmanager
-    async def reading_async(self) -> AsyncIterator[AsyncConnection]:
-        """``reading`` for the event loop, on PostgreSQL: run synchronous read code on it
-        with ``await connection.run_sync(fn)``; every round trip awaits."""
-        async with self.async_engine.connect() as connection:
-            yield connection
+    def loop_reads(self) -> LoopReads:
+        """PostgreSQL reads on the event loop, through psycopg's async API (made on
+        first use; see ``db.loop_reads``)."""
+        return LoopReads(self.settings.database_url, size=ASYNC_POOL_SIZE)
 
     async def close_async(self) -> None:
-        if "async_engine" in self.__dict__:
-            await self.async_engine.dispose()
+        if "loop_reads" in self.__dict__:
+            await self.loop_reads.close()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

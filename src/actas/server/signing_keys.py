@@ -114,6 +114,14 @@ class KeyRing:
             raise RuntimeError("no signing key is active; run `actas migrate` or `actas serve`")
         return signer
 
+    def cached_signer(self, now_ms: int) -> Signer | None:
+        """``current_signer`` without a database at hand: ``None`` when the cached
+        schedule is stale or has no key signing now (the caller then reads)."""
+        read_at = self._schedule_read_at
+        if read_at is None or not read_at <= now_ms < read_at + SCHEDULE_TTL_MS:
+            return None
+        return self._signing(now_ms)
+
     def _signing(self, now_ms: int) -> Signer | None:
         for entry in self._schedule:  # latest signs_from first
             if entry.signs_from <= now_ms and (entry.unpublish_at is None

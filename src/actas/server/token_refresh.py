@@ -14,9 +14,11 @@ It is shaped for that:
   signed under its session's row lock (``write_and_mint``).
 
 ``check`` and ``mint`` only read and compute, so the HTTP layer runs them on
-the event loop itself (``frontend_api.token_route``): on SQLite directly, on
-PostgreSQL through the async engine, so that no worker thread is involved; a
-write, when needed, goes to a worker thread.
+the event loop itself (``frontend_api.token_route``): on SQLite directly; on
+PostgreSQL the one statement (``OWN_SESSION_SQL``) goes through psycopg's async
+API (``db.loop_reads``) and ``check_read`` does the rest, so that no worker
+thread is involved. A write, or a read that needs more (an impersonation's
+policy, a refusal's details), goes to a worker thread.
 
 Every check the old path made is still made on every refresh: the session is
 active, belongs to the browser's client, its user is not banned, and an
@@ -25,10 +27,12 @@ impersonation is still allowed by the policy (``ending.require_still_allowed``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session as Db
 
@@ -52,6 +56,9 @@ _OWN_SESSION = (
     .where(SessionRow.id == bindparam("session_id"),
            Client.token_digest == bindparam("digest"))
 )
+# The same, as psycopg runs it on the event loop (``db.loop_reads``), compiled once.
+OWN_SESSION_SQL = str(_OWN_SESSION.compile(
+    dialect=postgresql_psycopg.dialect()))  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -69,30 +76,57 @@ class Checked:
         return self.touch_due or self.session.actor is not None
 
 
+def read_params(client_cookie: str | None, session_id: str) -> dict[str, str] | None:
+    """The parameters of the refresh's read, or ``None`` for a cookie that cannot be
+    a client's or an id no session can have (nothing to read: ``check`` refuses)."""
+    if not (clients.well_formed(client_cookie) and session_id.isascii()
+            and session_id.isprintable()):
+        return None
+    return {"session_id": session_id, "digest": credentials.digest(client_cookie)}
+
+
 def check(instance: Instance, connection: Connection, *, client_cookie: str | None,
           session_id: str) -> Checked:
     """Every check of a refresh, reading only, through ``connection``
-    (``Instance.reading``, or the async engine's connection run synchronously). Raises
-    ``SignedOut``, ``ResourceNotFound``, ``SessionNotActive``, ``UserBanned`` or an
-    ``ImpersonationRefused`` leaf (the caller ends the impersonation)."""
+    (``Instance.reading``). Raises ``SignedOut``, ``ResourceNotFound``,
+    ``SessionNotActive``, ``UserBanned`` or an ``ImpersonationRefused`` leaf (the
+    caller ends the impersonation)."""
     now = instance.now_ms()
-    found = None
-    if clients.well_formed(client_cookie):
-        found = connection.execute(_OWN_SESSION, {
-            "session_id": session_id,
-            "digest": credentials.digest(client_cookie)}).one_or_none()
+    params = read_params(client_cookie, session_id)
+    found = None if params is None else connection.execute(_OWN_SESSION, params).one_or_none()
     if found is None:
         with Db(bind=connection) as db:
             _refuse(db, client_cookie, session_id)
-    row = SessionRow(**dict(zip(_COLUMNS, found[:-1], strict=True)))
-    sessions.require_active(row, now)
-    if found[-1]:
-        raise UserBanned("This account is banned.")
+    row = _session(found, now)
     if row.actor is not None:  # an impersonation: the policy again, every time
         with Db(bind=connection) as db:
             ending.require_still_allowed(db, instance, row)
     signer = instance.keys.current_signer(connection, now)
     return Checked(row, signer, now, sessions.touch_due(instance, row, now))
+
+
+def check_read(instance: Instance, found: Sequence[Any]) -> Checked | None:
+    """``check`` for a row already read (``OWN_SESSION_SQL`` on the event loop), as far
+    as it needs nothing more from the database: ``None`` when the rest does (an
+    impersonation's policy, a key schedule to re-read), and the caller runs
+    ``check``. Raises ``SessionNotActive`` or ``UserBanned`` like ``check``."""
+    now = instance.now_ms()
+    row = _session(found, now)
+    if row.actor is not None:
+        return None
+    signer = instance.keys.cached_signer(now)
+    if signer is None:
+        return None
+    return Checked(row, signer, now, sessions.touch_due(instance, row, now))
+
+
+def _session(found: Sequence[Any], now_ms: int) -> SessionRow:
+    """The session of a row of ``_OWN_SESSION``, if it may have a token now."""
+    row = SessionRow(**dict(zip(_COLUMNS, found[:-1], strict=True)))
+    sessions.require_active(row, now_ms)
+    if found[-1]:
+        raise UserBanned("This account is banned.")
+    return row
 
 
 def write_and_mint(instance: Instance, checked: Checked, *, azp: str | None

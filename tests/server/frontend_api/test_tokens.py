@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt as pyjwt
+import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
@@ -143,6 +144,15 @@ def test_another_browsers_session_is_invisible(backend: TestClient, browser: Tes
     assert stolen.status_code == 404 and error_code(stolen) == "resource_not_found"
     assert ended.status_code == 404
     mint(browser, victim_session)  # still alive
+
+
+@pytest.mark.parametrize("session_id", ["sess_%C3%A9", "sess_%0A", "sess_%7F"])
+def test_a_session_id_no_session_can_have_is_not_found(
+        backend: TestClient, browser: TestClient, session_id: str) -> None:
+    create_user(backend)
+    sign_in(browser)
+    response = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={})
+    assert response.status_code == 404 and error_code(response) == "resource_not_found"
 
 
 def test_without_a_client_cookie_the_browser_is_signed_out(browser: TestClient) -> None:

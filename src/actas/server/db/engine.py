@@ -6,12 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-import sqlalchemy.ext.asyncio
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from actas.server import private_files
 
@@ -22,7 +20,7 @@ READ_ONLY = "actas_read_only"  # an execution option: a snapshot that writes not
 # worker's round and its webhook lanes.
 REQUEST_THREADS = 16
 DATABASE_THREADS = REQUEST_THREADS + 1 + 8
-# Connections of the async engine (PostgreSQL reads on the event loop).
+# Connections for PostgreSQL reads on the event loop (db.loop_reads), per process.
 ASYNC_POOL_SIZE = 8
 
 
@@ -124,11 +122,3 @@ def migrate(engine: Engine) -> None:
     """Bring the database schema to the newest migration."""
     command.upgrade(alembic_config(engine), "head")
 
-
-def create_async_engine(url: str) -> AsyncEngine:
-    """PostgreSQL through psycopg's async API, for reads on the event loop (the token
-    refresh's): its pool serves one event loop, so it is small. No ping before each
-    use (a round trip per request): a connection that died with the server fails
-    one request with 503 ``database_unavailable``, and the pool is renewed."""
-    return sqlalchemy.ext.asyncio.create_async_engine(
-        normalize_url(url), pool_size=ASYNC_POOL_SIZE, max_overflow=4)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 
+from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +26,7 @@ from actas.server import sessions, token_refresh
 from actas.server.http import cookies, errors
 from actas.server.http.origins import check_origin, instance_of, request_origin
 from actas.server.impersonation import ending
+from actas.server.instance import Instance
 
 PATH = re.compile(r"/v1/client/sessions/([^/]{1,64})/tokens")
 
@@ -36,20 +39,29 @@ async def respond(request: Request, session_id: str, origin: str) -> Response:
     worker thread costs more than they do, and threads contending for the GIL
     stretch the tail latency. On SQLite (WAL mode) a read is local and takes no
     lock, so it runs as it is; on PostgreSQL a read is a network round trip that
-    an outage can stretch to a timeout, so it goes through the async engine and
-    the loop serves other requests meanwhile. Only a write (last-active due, or an
-    impersonation, signed under its row's lock) goes to a worker thread."""
+    an outage can stretch to a timeout, so the one statement goes through psycopg's
+    async API (``Instance.loop_reads``) and the loop serves other requests
+    meanwhile. What needs more from the database (a refusal's details, an
+    impersonation's policy, a key schedule to re-read every 10 s) and every
+    write (last-active due, an impersonation signed under its row's lock) go to
+    a worker thread."""
     instance = instance_of(request)
     cookie = request.cookies.get(cookies.client_cookie_name(instance.settings))
     try:
         check = functools.partial(token_refresh.check, instance, client_cookie=cookie,
                                   session_id=session_id)
+        checked = None
         if instance.reads_never_wait:
             with instance.reading() as connection:
                 checked = check(connection)
         else:
-            async with instance.reading_async() as connection:
-                checked = await connection.run_sync(check)
+            params = token_refresh.read_params(cookie, session_id)
+            found = (None if params is None else
+                     await instance.loop_reads.one(token_refresh.OWN_SESSION_SQL, params))
+            if found is not None:
+                checked = token_refresh.check_read(instance, found)
+            if checked is None:
+                checked = await run_in_threadpool(_check_reading, instance, check)
         if checked.needs_write:
             token = await run_in_threadpool(
                 functools.partial(token_refresh.write_and_mint, instance, checked, azp=origin))
@@ -67,6 +79,12 @@ async def respond(request: Request, session_id: str, origin: str) -> Response:
                         media_type="application/json")
     cookies.set_session(response, instance.settings, token.jwt)
     return response
+
+
+def _check_reading(instance: Instance,
+                   check: Callable[[Connection], token_refresh.Checked]) -> token_refresh.Checked:
+    with instance.reading() as connection:
+        return check(connection)
 
 
 class TokenRoute:

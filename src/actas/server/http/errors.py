@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -156,6 +157,7 @@ _HANDLERS: list[tuple[type[Exception], Callable[[Request, Exception], Awaitable[
     (DataError, _on_data_error),
     (OperationalError, _on_database_busy),
     (PoolTimeout, _on_database_busy),  # every pooled connection busy for 30 s
+    (psycopg.OperationalError, _on_database_busy),  # db.loop_reads, outside SQLAlchemy
     (Exception, _on_unexpected),
 ]
 
