@@ -37,7 +37,7 @@ def main() -> None:
     steps: dict[str, list[float]] = {"create": [], "redeem": [], "first token": [],
                                      "whole": []}
     health: list[float] = []
-    with serving(args.database_url, 1) as url, \
+    with serving(args.database_url, 1) as (url, _pid), \
             httpx.Client(base_url=url, timeout=60, trust_env=False,
                          headers={"Authorization": f"Bearer {SECRET}"}) as api:
         user = api.post("/v1/users", json={"email_address": ["ada@example.com"],

@@ -9,7 +9,7 @@ import time
 import httpx
 from tests.support.processes import free_port
 
-__all__ = ["describe", "free_port", "wait_for"]
+__all__ = ["cpu_seconds", "describe", "free_port", "wait_for"]
 
 
 def describe() -> str:
@@ -37,3 +37,26 @@ def wait_for(url: str, *, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} did not answer within {timeout} s")
         time.sleep(0.1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by process ``pid`` and its descendants that
+    are still running (Linux ``/proc``): what a server spent, without its load generator."""
+    ticks, children = 0, {pid}
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    # The command name, in parentheses, may hold spaces: split after it.
+                    fields = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    grew = True
+    while grew:
+        found = {child for child, (parent, _) in stats.items() if parent in children}
+        grew = not found <= children
+        children |= found
+    ticks = sum(stats[p][1] for p in children if p in stats)
+    return ticks / os.sysconf("SC_CLK_TCK")

@@ -70,11 +70,12 @@ def sign_in(request: Request, response: Response, body: SignInBody,
     if body.strategy == "ticket":
         assert body.ticket is not None
         # Rate-limited, and a refusal is audited, by redemption.attempt.
-        with redemption.attempt(instance, ticket=body.ticket, origin=origin), \
+        with redemption.attempt(instance, ticket=body.ticket, origin=origin) as settle, \
                 instance.transaction() as db:
             client = client_or_new(db, instance, request, response)
             session = redemption.redeem(db, instance, ticket=body.ticket, client=client,
                                         origin=origin)
+            settle(db)
             return _complete(db, instance, client, session, identifier=None)
     assert body.identifier is not None and body.password is not None
     identifier = body.identifier.strip().lower()

@@ -59,10 +59,11 @@ def accept(request: Request,
     response = RedirectResponse(instance.settings.landing_url, status_code=303)
     try:
         # Rate-limited, and a refusal is audited, by redemption.attempt.
-        with redemption.attempt(instance, ticket=ticket, origin=origin), \
+        with redemption.attempt(instance, ticket=ticket, origin=origin) as settle, \
                 instance.transaction() as db:
             client = client_or_new(db, instance, request, response)
             redemption.redeem(db, instance, ticket=ticket, client=client, origin=origin)
+            settle(db)
     except (TicketRejected, ImpersonationRefused, TooManyRequests) as error:
         page = _PAGE.format(message=html.escape(error.message), code=html.escape(error.code))
         return HTMLResponse(page, status_code=error.http_status,

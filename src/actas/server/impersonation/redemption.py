@@ -20,7 +20,7 @@ the window has closed the worker writes one
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import select, update
@@ -52,14 +52,20 @@ _ANONYMOUS = "-"  # in a _REFUSALS key: the ticket named no actor token
 
 
 @contextmanager
-def attempt(instance: Instance, *, ticket: str, origin: RequestOrigin) -> Iterator[None]:
+def attempt(instance: Instance, *, ticket: str, origin: RequestOrigin
+            ) -> Iterator[Callable[[Db], None]]:
     """Guard one redemption of ``ticket``: the rate limits, and the audit of a refusal.
 
     Raises ``TooManyRequests`` (recorded like a refusal) before the block runs
-    when this address or this ticket has failed too often in the window. A
-    ``TicketRejected`` or ``ImpersonationRefused`` raised by the block is
-    recorded and re-raised; when the block succeeds, the attempt does not count.
-    Open the block's transaction inside, so that it has ended either way.
+    when this address or this ticket has failed too often in the window: the
+    attempt is counted as a failure first, in its own transaction, so that
+    parallel attempts see each other. A ``TicketRejected`` or
+    ``ImpersonationRefused`` raised by the block is recorded and re-raised; when
+    the block succeeds, the attempt does not count. The block gets ``settle``:
+    called with the redeeming transaction, it takes the count back in that
+    transaction (one write transaction less than doing it after); not called,
+    it is taken back once the block has returned. Open the block's transaction
+    inside, so that it has ended either way.
     """
     settings = instance.settings
     try:
@@ -74,13 +80,21 @@ def attempt(instance: Instance, *, ticket: str, origin: RequestOrigin) -> Iterat
     except TooManyRequests as limited:
         record_refusal(instance, ticket=ticket, error=limited, origin=origin)
         raise
+    settled = False
+
+    def settle(db: Db) -> None:
+        nonlocal settled
+        rate_limits.refund(db, charge)  # undone with the redemption if it rolls back
+        settled = True
+
     try:
-        yield
+        yield settle
     except (TicketRejected, ImpersonationRefused) as error:
         record_refusal(instance, ticket=ticket, error=error, origin=origin)
         raise
-    with instance.transaction() as db:
-        rate_limits.refund(db, charge)
+    if not settled:
+        with instance.transaction() as db:
+            rate_limits.refund(db, charge)
 
 
 def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
