@@ -110,8 +110,12 @@ def _instance(args: argparse.Namespace, **extra: Any) -> Instance:
 
 
 # uvicorn with its C parts (uvloop, httptools); no proxy headers (actas trusts the socket).
+# With --workers, uvicorn kills and restarts a worker that does not answer its health
+# check in time: 5 s by default, which a worker starting on a saturated machine can
+# miss (seen under load: a healthy worker killed while starting). 60 s still finds a
+# hung one.
 SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "log_level": "info",
-                                  "proxy_headers": False}
+                                  "proxy_headers": False, "timeout_worker_healthcheck": 60}
 
 
 def _serve(args: argparse.Namespace) -> None:
