@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.machine import describe
+from bench.machine import describe, free_port
 from bench.verify import APP, ISSUER, KID, make_token
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -129,7 +129,8 @@ def main() -> None:
             issuer=ISSUER, jwks=jwks, authorized_parties=[APP]))
 
     def scope(t: str) -> Scope:
-        return {"type": "http", "headers": [(b"authorization", f"Bearer {t}".encode())]}
+        return {"type": "http", "method": "GET", "path": "/orders",
+                "headers": [(b"authorization", f"Bearer {t}".encode())]}
 
     bare = min(_asgi_per_call(_noop, [scope(token)] * n) for _ in range(repeat))
     rounds = [fresh[i * n:(i + 1) * n] for i in range(repeat)]
@@ -143,6 +144,13 @@ def main() -> None:
     first_ratio = statistics.median(f / b for f, b in zip(firsts, floors, strict=True))
     warm = middleware()
     repeated = min(_asgi_per_call(warm, [scope(token)] * n) for _ in range(repeat)) - bare
+    # The same with activity reporting on (issue 13), to an actas that is not there:
+    # each impersonated request is queued for the reporter's thread, never waited for.
+    reporter = actas.ActivityReporter(api_url=f"http://127.0.0.1:{free_port()}",
+                                      secret_key="sk_bench_" + "x" * 40, max_queue=n * repeat)
+    reporting = AuthMiddleware(_noop, verifier=warm.verifier, reporter=reporter)
+    reported = min(_asgi_per_call(reporting, [scope(token)] * n) for _ in range(repeat)) - bare
+    reporter.close(timeout=30)
 
     plain, with_actas, request = _django(jwks)
     # Interleaved rounds, best of each: the three see the same disturbances.
@@ -161,6 +169,8 @@ def main() -> None:
           f"{first_seen / floor:8.2f}   (median of rounds {first_ratio:.2f})")
     print(f"Starlette AuthMiddleware (ASGI), repeated       {repeated:8.2f}  "
           f"{repeated / floor:8.2f}")
+    print(f"  the same, reporting activity (actas down)     {reported:8.2f}  "
+          f"{reported / floor:8.2f}   adds {reported - repeated:.2f} µs")
     print(f"Django session auth + django-hijack             {django_plain:8.2f}")
     added_repeated, added_first = django_repeated - django_plain, django_first - django_plain
     print(f"  + actas AuthMiddleware, repeated token         {django_repeated:8.2f}"

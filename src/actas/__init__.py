@@ -13,6 +13,7 @@ Framework integrations live in ``actas.integrations``; the server in
 ``actas.server`` (installed with the ``server`` extra).
 """
 
+from actas._activity import ActivityReporter
 from actas._auth import Actor, Auth
 from actas._errors import (
     ActasError,
@@ -22,9 +23,11 @@ from actas._errors import (
     FormParamInvalid,
     IdentifierExists,
     ImpersonatedSessionForbidden,
+    ImpersonationModeNotPermitted,
     ImpersonationNested,
     ImpersonationNotPermitted,
     ImpersonationOfSelf,
+    ImpersonationReadOnly,
     ImpersonationReasonRequired,
     ImpersonationRefused,
     ImpersonationTargetBanned,
@@ -66,6 +69,7 @@ from actas._verifier import Verifier
 
 __all__ = [
     "ActasError",
+    "ActivityReporter",
     "Actor",
     "ActorTokenNotPending",
     "Auth",
@@ -75,9 +79,11 @@ __all__ = [
     "FormParamInvalid",
     "IdentifierExists",
     "ImpersonatedSessionForbidden",
+    "ImpersonationModeNotPermitted",
     "ImpersonationNested",
     "ImpersonationNotPermitted",
     "ImpersonationOfSelf",
+    "ImpersonationReadOnly",
     "ImpersonationReasonRequired",
     "ImpersonationRefused",
     "ImpersonationTargetBanned",

@@ -70,7 +70,8 @@ class Auth(NamedTuple):
     def __repr__(self) -> str:  # never the token: a repr ends up in logs
         if self.user_id is None:
             return f"Auth(signed_out_reason={self.signed_out_reason!r})"
-        actor = f", actor={self.actor.sub!r}" if self.actor is not None else ""
+        actor = (f", actor={self.actor.sub!r}, mode={self.impersonation_mode!r}"
+                 if self.actor is not None else "")
         return f"Auth(user_id={self.user_id!r}, session_id={self.session_id!r}{actor})"
 
     @property
@@ -80,6 +81,21 @@ class Auth(NamedTuple):
     @property
     def is_impersonated(self) -> bool:
         return self.actor is not None
+
+    @property
+    def impersonation_mode(self) -> str | None:
+        """``read_only`` or ``full`` when someone is acting as the user (the token's
+        ``act_mode``), else ``None``. A token with ``act`` but no ``act_mode`` (an
+        older actas, or Clerk) is ``full``; any value other than ``full`` is read-only."""
+        if self.actor is None:
+            return None
+        return "full" if self.claims.get("act_mode", "full") == "full" else "read_only"
+
+    @property
+    def is_read_only(self) -> bool:
+        """Whether this is a read-only impersonation: the SDK's integrations refuse its
+        unsafe requests (POST, PUT, PATCH, DELETE) unless a route allows them."""
+        return self.actor is not None and self.claims.get("act_mode", "full") != "full"
 
     @property
     def signed_out_reason(self) -> str | None:

@@ -38,8 +38,10 @@ travels as ``meta`` (never a secret).
     │   ├── NonSimpleRequestRequired    request_header_missing
     │   ├── UserBanned                  user_banned
     │   ├── ImpersonatedSessionForbidden impersonated_session_forbidden
+    │   │   └── ImpersonationReadOnly   impersonation_read_only  (a read-only impersonation)
     │   └── ImpersonationRefused        impersonation_*  (policy; each audited)
     │       ├── ImpersonationNotPermitted     impersonation_not_permitted
+    │       ├── ImpersonationModeNotPermitted impersonation_mode_not_permitted
     │       ├── ImpersonationOfSelf           impersonation_self
     │       ├── ImpersonationTargetBanned     impersonation_target_banned
     │       ├── ImpersonationTargetNotFound   impersonation_target_not_found
@@ -64,9 +66,11 @@ __all__ = [
     "FormParamInvalid",
     "IdentifierExists",
     "ImpersonatedSessionForbidden",
+    "ImpersonationModeNotPermitted",
     "ImpersonationNested",
     "ImpersonationNotPermitted",
     "ImpersonationOfSelf",
+    "ImpersonationReadOnly",
     "ImpersonationReasonRequired",
     "ImpersonationRefused",
     "ImpersonationTargetBanned",
@@ -303,6 +307,15 @@ class ImpersonatedSessionForbidden(PermissionDenied):
     )
 
 
+class ImpersonationReadOnly(ImpersonatedSessionForbidden):
+    """A change refused because the session is a read-only impersonation."""
+
+    code = "impersonation_read_only"
+    default_message = (
+        "This impersonation is read-only: nothing in this account can be changed. "
+        "Ask for a full impersonation if a change is needed.")
+
+
 class ImpersonationRefused(PermissionDenied):
     """The impersonation policy refused; every refusal is written to the audit log."""
 
@@ -313,6 +326,11 @@ class ImpersonationRefused(PermissionDenied):
 class ImpersonationNotPermitted(ImpersonationRefused):
     code = "impersonation_not_permitted"
     default_message = "Your role does not allow impersonating users."
+
+
+class ImpersonationModeNotPermitted(ImpersonationRefused):
+    code = "impersonation_mode_not_permitted"
+    default_message = "Your role may start read-only impersonations only."
 
 
 class ImpersonationOfSelf(ImpersonationRefused):

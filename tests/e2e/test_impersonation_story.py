@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     screenshot,
     user_id,
 )
+from tests.support.receivers import wait_until
 
 BANNER = "[data-testid=actas-impersonation-banner]"
 REASON = "Ticket #4242: the invoice page is empty"
@@ -86,10 +87,28 @@ def test_support_engineer_impersonates_a_user_and_stops(context: BrowserContext,
     assert actor["name"] == "Sam Support"
     screenshot(page, "03-app-impersonating")
 
-    # A sensitive action is refused, and the page says so.
+    # The dashboard started it read-only: the banner says so, the page disables its
+    # write, and the app's backend refuses the write even when the page is forced.
+    expect(banner).to_contain_text("(read-only)")
+    expect(page.get_by_test_id("address-note")).to_be_visible()
+    expect(page.locator("#address-save")).to_be_disabled()
+    page.evaluate("""() => { for (const id of ["address", "address-save"])
+                               document.getElementById(id).disabled = false; }""")
+    page.locator("#address").fill("1 Forced Lane")
+    page.locator("#address-save").click()
+    expect(page.get_by_test_id("address-result")).to_contain_text("read-only")
+    forced = page.evaluate("""async () => {
+        const token = document.cookie.match(/__session=([^;]+)/)[1];
+        const r = await fetch("/api/address", {method: "POST", body: '{"address": "2 Forced Lane"}',
+            headers: {"Content-Type": "application/json", Authorization: `Bearer ${token}`}});
+        return [r.status, (await r.json()).errors[0].code];
+    }""")
+    assert forced == [403, "impersonation_read_only"]
+    screenshot(page, "04-read-only-write-refused")
+
+    # A sensitive action is refused too (read-only refuses it first), and the page says so.
     page.get_by_role("button", name="Delete my account").click()
-    expect(page.get_by_test_id("delete-result")).to_contain_text("not available while")
-    screenshot(page, "04-delete-refused")
+    expect(page.get_by_test_id("delete-result")).to_contain_text("read-only")
 
     # Stop impersonating: the banner goes, and this browser is no longer Ada.
     page.get_by_test_id("actas-stop-impersonating").click()
@@ -183,8 +202,18 @@ def test_the_user_sees_who_accessed_their_account(
     dashboard_sign_in(operator, stack, "support@example.com")
     _impersonate_from_dashboard(operator, stack, "ada@example.com", reason)
     operator.wait_for_url(re.compile(re.escape(stack.app_url)))
+    expect(operator.get_by_test_id("orders")).not_to_be_empty()
+    session_id = operator.evaluate("""async () => {
+        const token = document.cookie.match(/__session=([^;]+)/)[1];
+        await fetch("/api/address", {method: "POST", body: '{"address": "x"}',
+            headers: {"Content-Type": "application/json", Authorization: `Bearer ${token}`}});
+        return JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sid;
+    }""")
     operator.get_by_test_id("actas-stop-impersonating").click()
     expect(operator.locator(BANNER)).to_have_count(0)
+    with stack.backend() as backend:  # the demo app reports in the background: wait for it
+        wait_until(lambda: len(backend.get("/v1/impersonation_activity",
+                                           params={"session_id": session_id}).json()) >= 2)
 
     page = user.new_page()
     page.goto(stack.app_url)
@@ -196,7 +225,48 @@ def test_the_user_sees_who_accessed_their_account(
     history = page.get_by_test_id("access-history")
     expect(history).to_contain_text("Sam Support")
     expect(history).to_contain_text(reason)
+    expect(history).to_contain_text("read-only")
+    expect(history).to_contain_text("GET /api/me")
+    expect(history).to_contain_text("POST /api/address (refused: read-only)")
     expect(page.get_by_test_id("backend-saw")).to_contain_text("The backend sees you")
     page.get_by_role("button", name="Delete my account").click()
     expect(page.get_by_test_id("delete-result")).to_contain_text("would now be deleted")
     screenshot(page, "10-user-access-history")
+
+
+def test_a_full_impersonation_may_change_the_address_but_not_delete_the_account(
+        context: BrowserContext, stack: Stack) -> None:
+    page = context.new_page()
+    dashboard_sign_in(page, stack, "owner@example.com")
+    page.goto(f"{stack.actas_url}/dashboard/users")
+    page.get_by_label("Search").fill("grace@example.com")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="Open").first.click()
+    expect(page.get_by_label("Read-only")).to_be_checked()  # the dashboard's default
+    page.get_by_label("Full").check()
+    page.get_by_label("Reason").fill("Full-mode test: fix the shipping address")
+    page.get_by_role("button", name="Impersonate user").click()
+
+    page.wait_for_url(re.compile(re.escape(stack.app_url)))
+    banner = page.locator(BANNER)
+    expect(banner).to_be_visible()
+    expect(banner).not_to_contain_text("read-only")
+    expect(page.locator("#address-save")).to_be_enabled()
+    page.locator("#address").fill("7 Full Access Road")
+    page.locator("#address-save").click()
+    expect(page.get_by_test_id("address-result")).to_contain_text("Saved: 7 Full Access Road")
+    page.get_by_role("button", name="Delete my account").click()
+    expect(page.get_by_test_id("delete-result")).to_contain_text("not available while")
+    screenshot(page, "11-full-impersonation")
+
+
+def test_support_cannot_choose_full_and_is_told_why(context: BrowserContext,
+                                                    stack: Stack) -> None:
+    page = context.new_page()
+    dashboard_sign_in(page, stack, "support@example.com")
+    page.goto(f"{stack.actas_url}/dashboard/users")
+    page.get_by_label("Search").fill("alan@example.com")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="Open").first.click()
+    expect(page.get_by_label("Full")).to_be_disabled()
+    expect(page.get_by_test_id("full-mode-unavailable")).to_contain_text("read-only")

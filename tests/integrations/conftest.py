@@ -47,7 +47,8 @@ class Tokens:
     session_id: str
     signed_in: str
     impersonated_session_id: str
-    impersonated: str
+    impersonated: str  # a full impersonation
+    read_only: str  # the same user, in a read-only impersonation
     expired: str
     clock: FrozenClock
 
@@ -75,11 +76,15 @@ def tokens(backend: TestClient, browser: TestClient, instance: Instance,
         ticket = create_actor_token(backend, user["id"])["token"]
         impersonated_session_id = redeem(operator_browser, ticket)
         impersonated = mint(operator_browser, impersonated_session_id)
+    with TestClient(create_app(instance), base_url=ISSUER,
+                    headers={"Origin": APP_ORIGIN}) as operator_browser:
+        ticket = create_actor_token(backend, user["id"], mode="read_only")["token"]
+        read_only = mint(operator_browser, redeem(operator_browser, ticket))
 
     jwks: dict[str, Any] = backend.get("/.well-known/jwks.json").json()
     return Tokens(jwks=jwks, user_id=user["id"], session_id=session_id, signed_in=signed_in,
                   impersonated_session_id=impersonated_session_id, impersonated=impersonated,
-                  expired=expired, clock=clock)
+                  read_only=read_only, expired=expired, clock=clock)
 
 
 @pytest.fixture
@@ -125,3 +130,24 @@ def assert_refused(status: int, body: Any, *, expected_status: int, code: str,
     assert error["message"] and error["long_message"]
     if reason is not None:
         assert error["meta"] == {"reason": reason}
+
+
+@pytest.fixture(scope="session")
+def django_project() -> None:
+    """Django is configured once per process; ``ACTAS`` is set per test (its keys differ)."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            SECRET_KEY="test-only-not-secret",
+            ALLOWED_HOSTS=["testserver"],
+            ROOT_URLCONF="tests.integrations.test_django",
+            INSTALLED_APPS=[],
+            MIDDLEWARE=["actas.integrations.django.AuthMiddleware"],
+            USE_TZ=True,
+            DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+            LOGGING_CONFIG=None,  # leave logging to pytest
+        )
+        django.setup()

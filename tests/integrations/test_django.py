@@ -9,9 +9,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import django
 import pytest
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, JsonResponse
 from django.test import Client, override_settings
@@ -55,24 +53,6 @@ urlpatterns = [
     path("orders", orders),
     path("account/delete", delete_account),
 ]
-
-
-@pytest.fixture(scope="session")
-def django_project() -> None:
-    """Django is configured once per process; ``ACTAS`` is set per test (its keys differ)."""
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            SECRET_KEY="test-only-not-secret",
-            ALLOWED_HOSTS=["testserver"],
-            ROOT_URLCONF=__name__,
-            INSTALLED_APPS=[],
-            MIDDLEWARE=["actas.integrations.django.AuthMiddleware"],
-            USE_TZ=True,
-            DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-            LOGGING_CONFIG=None,  # leave logging to pytest
-        )
-        django.setup()
 
 
 def actas_settings(tokens: Tokens) -> dict[str, Any]:

@@ -241,4 +241,4 @@ def test_a_wrong_method_names_every_method_the_address_takes(backend: TestClient
     assert response.status_code == 405
     assert response.json()["errors"][0]["code"] == "method_not_allowed"
     assert response.headers["allow"] == "GET, POST"
-    assert backend.request("PATCH", "/v1/me").headers["allow"] == "DELETE"
+    assert backend.request("PUT", "/v1/me").headers["allow"] == "PATCH, DELETE"

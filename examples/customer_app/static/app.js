@@ -27,15 +27,22 @@ async function showAccount() {
   text($("backend-saw"), me.body.actor
     ? `The backend sees ${me.body.actor.name || me.body.actor.sub} acting as you (act.sub = ${me.body.actor.sub}).`
     : `The backend sees you (${me.body.user_id}).`);
+  $("address").value = me.body.shipping_address;
+  // A read-only impersonator cannot change it: the form says so (and the backend refuses).
+  const readOnly = Boolean(auth.impersonation?.readOnly);
+  $("address").disabled = readOnly;
+  $("address-save").disabled = readOnly;
+  $("address-note").hidden = !readOnly;
   const orders = $("orders");
   orders.replaceChildren(...me.body.orders.map((o) => text(document.createElement("li"), `${o.id}: ${o.item}, $${o.total}`)));
   const history = await fetch(`${actasUrl}/v1/me/access_history`, { credentials: "include" });
   const entries = history.ok ? (await history.json()).response : [];
   $("access-history").replaceChildren(...(entries.length ? entries.map((e) => text(document.createElement("li"),
-    `${e.actor.name || e.actor.email || e.actor.sub} · ${new Date(e.started_at).toLocaleString()} · ` +
-    `${e.reason || "no reason given"} · ${e.ended_at ? `${Math.round((e.ended_at - e.started_at) / 1000)} s` : "ongoing"}`))
+    `${e.actor.name || e.actor.email || e.actor.sub} · ${e.mode === "read_only" ? "read-only" : "full access"} · ` +
+    `${new Date(e.started_at).toLocaleString()} · ` +
+    `${e.reason || "no reason given"} · ${e.ended_at ? `${Math.round((e.ended_at - e.started_at) / 1000)} s` : "ongoing"}` +
+    (e.activity.length ? ` · did: ${e.activity.map((a) => `${a.method} ${a.route}${a.refused ? " (refused: read-only)" : ""}`).join(", ")}` : "")))
     : [text(document.createElement("li"), "Nobody has accessed your account.")]));
-  void auth;
 }
 
 async function render() {
@@ -66,13 +73,27 @@ $("delete-account").addEventListener("click", async () => {
   text(out, result.status === 200 ? result.body.message : result.body.errors[0].message);
 });
 
+$("address-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const result = await api("/api/address", {
+    method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ address: $("address").value }),
+  });
+  const out = $("address-result");
+  out.className = result.status === 200 ? "" : "refused";
+  text(out, result.status === 200 ? `Saved: ${result.body.shipping_address}` : result.body.errors[0].message);
+});
+
 $("sign-out").addEventListener("click", async () => { await actas.getAuth().signOut(); });
 
 let last = null;
 actas.on("change", () => {
   const auth = actas.getAuth();
-  const key = `${auth.isSignedIn}:${auth.sessionId}:${auth.actor ? auth.actor.sub : ""}`;
+  const key = `${auth.isSignedIn}:${auth.sessionId}:${auth.actor ? auth.actor.sub : ""}:${auth.impersonation?.mode ?? ""}`;
   if (key !== last) { last = key; render(); }
 });
-last = `${actas.getAuth().isSignedIn}:${actas.getAuth().sessionId}:${actas.getAuth().actor ? actas.getAuth().actor.sub : ""}`;
+{
+  const auth = actas.getAuth();
+  last = `${auth.isSignedIn}:${auth.sessionId}:${auth.actor ? auth.actor.sub : ""}:${auth.impersonation?.mode ?? ""}`;
+}
 render();

@@ -10,6 +10,13 @@
     @app.post("/account/delete")
     def delete(auth: Annotated[Auth, Depends(forbid_impersonation)]): ...
 
+    @app.post("/orders/search")
+    @allow_in_read_only                  # a read-only impersonation may call it
+    def search(auth: CurrentAuth): ...
+
+In a read-only impersonation every other POST, PUT, PATCH and DELETE is
+answered 403 ``impersonation_read_only`` by the middleware.
+
 ``require_auth`` and ``forbid_impersonation`` declare the bearer token and
 the ``__session`` cookie as security schemes, so they show in OpenAPI.
 """
@@ -22,13 +29,15 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
+from actas._activity import ActivityReporter
 from actas._auth import Auth
 from actas._errors import ActasError
 from actas._verifier import Verifier
-from actas.integrations import impersonation_error, signed_out_error
+from actas.integrations import allow_in_read_only, impersonation_error, signed_out_error
 from actas.integrations.starlette import AuthMiddleware
 
-__all__ = ["CurrentAuth", "current_auth", "forbid_impersonation", "install", "require_auth"]
+__all__ = ["CurrentAuth", "allow_in_read_only", "current_auth", "forbid_impersonation",
+           "install", "require_auth"]
 
 _bearer = HTTPBearer(auto_error=False, bearerFormat="JWT",
                      description="An actas session token.")
@@ -56,9 +65,13 @@ class GuardRefused(HTTPException):
         self.error = error
 
 
-def install(app: FastAPI, *, verifier: Verifier) -> None:
-    """Authenticate every request (``request.auth``) and answer refusals as the envelope."""
-    app.add_middleware(AuthMiddleware, verifier=verifier)
+def install(app: FastAPI, *, verifier: Verifier, enforce_read_only: bool = True,
+            reporter: ActivityReporter | None = None) -> None:
+    """Authenticate every request (``request.auth``), refuse unsafe requests of read-only
+    impersonations and report impersonators' requests to ``reporter`` (see
+    ``AuthMiddleware``), and answer refusals as the envelope."""
+    app.add_middleware(AuthMiddleware, verifier=verifier, enforce_read_only=enforce_read_only,
+                       reporter=reporter)
 
     async def refused(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, GuardRefused)

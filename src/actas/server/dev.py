@@ -65,14 +65,15 @@ def seed(instance: Instance) -> None:
                              public_metadata=spec.get("public_metadata"))
 
 
-def _load_demo_app(actas_url: str, app_url: str) -> Any | None:
+def _load_demo_app(actas_url: str, app_url: str, secret_key: str) -> Any | None:
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
     try:
         module = importlib.import_module("examples.customer_app.app")
     except ImportError:
         return None
-    return module.create_app(actas_url=actas_url, app_url=app_url)
+    # With the secret key, the demo app reports what impersonators do there.
+    return module.create_app(actas_url=actas_url, app_url=app_url, secret_key=secret_key)
 
 
 def run(config: DevConfig) -> None:
@@ -91,7 +92,7 @@ def run(config: DevConfig) -> None:
         with instance.transaction() as db:
             secret_key_file.write_text(instance.create_secret_key(db).reveal() + "\n")
         secret_key_file.chmod(0o600)
-    demo = _load_demo_app(actas_url, app_url)
+    demo = _load_demo_app(actas_url, app_url, secret_key_file.read_text().strip())
 
     print(f"""
 actas dev — the impersonation story, end to end (SQLite in {config.data_dir})
@@ -108,8 +109,10 @@ actas dev — the impersonation story, end to end (SQLite in {config.data_dir})
 
   Try: sign in to the dashboard as support@example.com, open Ada Lovelace, click
   Impersonate user, give a reason; you land in the demo app as Ada with a banner.
-  "Delete my account" is refused while impersonating; Stop impersonating ends it;
-  the Audit log shows every step.
+  The dashboard starts it read-only: the demo app's address form is disabled and
+  its backend refuses the write; choose Full (as owner) and it works, while
+  "Delete my account" is still refused. Stop impersonating ends it; Ada sees who
+  came, in which mode, and what they did; the Audit log shows every step.
 """, flush=True)
 
     log_redaction.install()

@@ -10,7 +10,6 @@ them too. Whatever is missed here (a ticket in flight) meets
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as Db
@@ -20,10 +19,9 @@ from actas.server import ids
 from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import Operator, OperatorSession
 from actas.server.instance import Instance
+from actas.server.roles import ROLES, Role
 from actas.server.users import check_password, normalize_email
 
-Role = Literal["owner", "admin", "support", "viewer"]
-ROLES: tuple[Role, ...] = get_args(Role)
 OPERATOR = "op"
 
 IMPERSONATE = "impersonate"

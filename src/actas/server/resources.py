@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from actas.server.db.schema import ActorToken, AuditEvent, Client, EmailAddress, User
 from actas.server.db.schema import Session as SessionRow
+from actas.server.roles import READ_ONLY, Mode
 from actas.server.sessions import Status, effective_status
 
 
@@ -112,6 +113,8 @@ class SessionObject(Resource):
     user_id: str
     client_id: str
     actor: dict[str, Any] | None
+    # actas: read_only or full for an impersonation (the JWT's act_mode); null otherwise.
+    impersonation_mode: Mode | None = None
     status: Status
     last_active_organization_id: None = None
     latest_activity: None = None
@@ -161,6 +164,7 @@ class ActorTokenObject(Resource):
     token: str | None = None  # the ticket: only in the response that created it
     url: str | None = None  # the accept link: only in the response that created it
     # actas additions
+    mode: Mode
     reason: str | None
     expires_at: int
     session_max_duration_in_seconds: int
@@ -257,6 +261,8 @@ def _session_fields(row: SessionRow, now_ms: int) -> dict[str, Any]:
         "user_id": row.user_id,
         "client_id": row.client_id,
         "actor": row.actor,
+        "impersonation_mode": (row.impersonation_mode or READ_ONLY) if row.actor_sub is not None
+        else None,
         "status": effective_status(row, now_ms),
         "last_active_at": row.last_active_at,
         "expire_at": row.expire_at,
@@ -290,7 +296,8 @@ def actor_token_object(row: ActorToken, *, token: str | None = None, url: str | 
                        ) -> ActorTokenObject:
     return ActorTokenObject(
         id=row.id, status=row.status, user_id=row.user_id,
-        actor=row.actor, token=token, url=url, reason=row.reason, expires_at=row.expires_at,
+        actor=row.actor, token=token, url=url, mode=row.mode, reason=row.reason,
+        expires_at=row.expires_at,
         session_max_duration_in_seconds=row.session_max_duration, session_id=row.session_id,
         created_at=row.created_at, updated_at=row.updated_at,
     )

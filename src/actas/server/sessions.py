@@ -47,6 +47,7 @@ class Impersonation:
     actor_token_id: str
     max_duration: int  # seconds, as the actor token asked
     reason: str | None = None
+    mode: str = "full"  # read_only | full (actas.server.roles.MODES)
 
 
 def inactivity_timeout_ms(instance: Instance, row: SessionRow) -> int:
@@ -74,6 +75,7 @@ def create(db: Db, instance: Instance, *, user: User, client: Client, origin: Re
         actor=None,
         actor_sub=None,
         actor_token_id=None,
+        impersonation_mode=None,
         return_to_session_id=None,
         last_active_at=now,
         expire_at=now + settings.session_max_lifetime * 1000,
@@ -87,6 +89,7 @@ def create(db: Db, instance: Instance, *, user: User, client: Client, origin: Re
         row.actor = impersonation.actor
         row.actor_sub = str(impersonation.actor["sub"])
         row.actor_token_id = impersonation.actor_token_id
+        row.impersonation_mode = impersonation.mode
         row.return_to_session_id = client.last_active_session_id
         row.expire_at = now + hard_limit * 1000
         row.abandon_at = now + settings.impersonation_inactivity_timeout * 1000
@@ -101,7 +104,8 @@ def create(db: Db, instance: Instance, *, user: User, client: Client, origin: Re
         type="session.created", actor_sub=row.actor_sub, user_id=user.id, session_id=row.id,
         actor_token_id=row.actor_token_id,
         reason=impersonation.reason if impersonation else None, origin=origin,
-        data={"actor": row.actor, "client_id": client.id, "expire_at": row.expire_at}))
+        data={"actor": row.actor, "client_id": client.id, "expire_at": row.expire_at,
+              **({"mode": row.impersonation_mode} if impersonation else {})}))
     return row
 
 

@@ -22,6 +22,7 @@ from actas._jws import ALGORITHMS, Algorithm
 from actas.server import private_files
 from actas.server.credentials import SECRET_KEY_PREFIX, Secret
 from actas.server.passwords import PasswordPreset
+from actas.server.roles import ROLES, Role
 
 DAY = 86_400
 
@@ -60,6 +61,11 @@ class Settings:
     impersonation_inactivity_timeout: int = 600
     require_reason: bool = True
     allow_nested_impersonation: bool = False
+    # Operator roles that may start a full impersonation; every other role that may
+    # impersonate starts read-only ones only. The Backend API may start either.
+    full_impersonation_roles: tuple[Role, ...] = ("owner", "admin")
+    # How long what impersonators did in the application (reported by its SDK) is kept.
+    impersonation_activity_retention_days: int = 90
     # "<metadata>.<key>=<value>" alternatives that make a user protected.
     protected_metadata_rules: tuple[str, ...] = (
         "public_metadata.role=admin", "private_metadata.role=admin")
@@ -104,6 +110,8 @@ _ENV = {
     "impersonation_inactivity_timeout": "ACTAS_IMPERSONATION_INACTIVITY_TIMEOUT",
     "require_reason": "ACTAS_REQUIRE_REASON",
     "allow_nested_impersonation": "ACTAS_ALLOW_NESTED_IMPERSONATION",
+    "full_impersonation_roles": "ACTAS_FULL_IMPERSONATION_ROLES",
+    "impersonation_activity_retention_days": "ACTAS_IMPERSONATION_ACTIVITY_RETENTION_DAYS",
     "protected_metadata_rules": "ACTAS_PROTECTED_METADATA_RULES",
     "webhooks_allow_private_networks": "ACTAS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS",
     "sign_ups_per_address": "ACTAS_SIGN_UPS_PER_ADDRESS",
@@ -119,6 +127,7 @@ _INT_BOUNDS = {
     "actor_token_max_expires_in": (60, 30 * DAY),
     "impersonation_max_duration": (60, DAY),
     "impersonation_inactivity_timeout": (30, DAY),
+    "impersonation_activity_retention_days": (1, 3650),
     "sign_ups_per_address": (1, 1_000_000),
     "ticket_failures_per_address": (1, 1_000_000),
     "ticket_failures_per_ticket": (1, 1_000_000),
@@ -187,6 +196,8 @@ def load_settings(
             values[name] = _bool(name, raw[name])
     if "application_url" in raw:
         values["application_url"] = _url("application_url", str(raw["application_url"]))
+    if "full_impersonation_roles" in raw:
+        values["full_impersonation_roles"] = _roles(raw["full_impersonation_roles"])
     if "protected_metadata_rules" in raw:
         values["protected_metadata_rules"] = _rules(raw["protected_metadata_rules"])
     if "extra" in raw:
@@ -194,6 +205,17 @@ def load_settings(
 
     values["instance_secret"] = _instance_secret(raw.get("instance_secret"), data_dir)
     return Settings(**values)
+
+
+def _roles(value: Any) -> tuple[Role, ...]:
+    names = ([n.strip() for n in value.split(",") if n.strip()] if isinstance(value, str)
+             else [str(n) for n in value])
+    unknown = [n for n in names if n not in ROLES]
+    if unknown:
+        raise ConfigurationInvalid(
+            f"ACTAS_FULL_IMPERSONATION_ROLES names unknown roles ({', '.join(unknown)}); "
+            f"roles are {', '.join(ROLES)}, comma-separated (or empty: none).")
+    return tuple(r for r in ROLES if r in names)
 
 
 def _int(name: str, value: Any, low: int, high: int) -> int:

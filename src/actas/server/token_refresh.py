@@ -48,7 +48,7 @@ from actas.server.signing_keys import Signer
 # The session (as much of its row as a refresh needs) and its user's ban flag, if the
 # session belongs to the client whose cookie digest is given. Built once.
 _COLUMNS = ("id", "user_id", "client_id", "status", "actor", "actor_sub", "actor_token_id",
-            "last_active_at", "expire_at", "abandon_at")
+            "impersonation_mode", "last_active_at", "expire_at", "abandon_at")
 _OWN_SESSION = (
     select(*[getattr(SessionRow, name) for name in _COLUMNS], User.banned)
     .join(Client, Client.id == SessionRow.client_id)

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import httpx
 
 from actas.server import audit_verification, rate_limits, sessions, webhooks
-from actas.server.impersonation import redemption
+from actas.server.impersonation import activity, redemption
 from actas.server.instance import Instance
 
 log = logging.getLogger("actas.worker")
@@ -40,6 +40,7 @@ def run_once(instance: Instance, client: httpx.Client,
     redemption.summarise_refusals(instance)  # before pruning the counters it reads
     with instance.transaction() as db:
         rate_limits.prune(db, now_ms=instance.now_ms())
+        activity.prune(db, instance)
     audit_verification.advance(instance)
     if dispatcher is not None:
         dispatcher.dispatch()

@@ -11,7 +11,8 @@ from tests.support.flows import create_user, error_code, sign_in
 
 SESSION_FIELDS = {"id", "object", "user_id", "client_id", "actor", "status",
                   "last_active_organization_id", "latest_activity", "last_active_at",
-                  "expire_at", "abandon_at", "created_at", "updated_at"}
+                  "expire_at", "abandon_at", "created_at", "updated_at",
+                  "impersonation_mode"}  # actas's one addition: read_only | full | null
 
 
 def test_session_object_has_clerks_fields(backend: TestClient, browser: TestClient,
@@ -24,7 +25,7 @@ def test_session_object_has_clerks_fields(backend: TestClient, browser: TestClie
     assert set(session) == SESSION_FIELDS
     assert session["object"] == "session" and session["status"] == "active"
     assert session["user_id"] == user["id"] and session["client_id"].startswith("client_")
-    assert session["actor"] is None
+    assert session["actor"] is None and session["impersonation_mode"] is None
     settings = instance.settings
     assert session["expire_at"] - session["created_at"] == settings.session_max_lifetime * 1000
     assert session["abandon_at"] - session["last_active_at"] == \

@@ -286,6 +286,7 @@ def test_user_sees_who_accessed_their_account(backend: TestClient, browser: Test
                   "iss": "https://actas.test"},
         "reason": "Refund question", "started_at": clock.now_ms() - 90_000,
         "ended_at": clock.now_ms(), "status": "ended", "duration_ms": 90_000,
+        "mode": "full", "activity": [], "activity_total": 0,
     }]
 
 

@@ -5,7 +5,10 @@
  * session JWT (refreshed before it expires, on tab focus, and at the
  * session's hard end), writes it to the `__session` cookie for same-site
  * backends, and tells the page who is signed in and who is acting as them
- * (`getAuth().actor`, the token's RFC 8693 `act` claim).
+ * (`getAuth().actor`, the token's RFC 8693 `act` claim), and in which mode
+ * (`getAuth().impersonation`: `{ mode: "read_only" | "full", readOnly }`,
+ * from the token's `act_mode`), so a page can disable what a read-only
+ * impersonator may not do (the backend refuses it anyway).
  *
  * Dependency-free and unbundled: this file is what `GET /v1/actas.js` serves.
  *
@@ -29,6 +32,7 @@
  * @typedef {{
  *   id: string, status: string, actor: Actor | null, expire_at: number, abandon_at: number,
  *   user: User, public_user_data: PublicUserData, impersonation_reason: string | null,
+ *   impersonation_mode?: "read_only" | "full" | null,
  * }} Session
  * @typedef {{ id: string, sessions: Session[], last_active_session_id: string | null }} Client
  * @typedef {{ sub: string, name?: string, email?: string, act?: Actor, [claim: string]: unknown }} Actor
@@ -36,9 +40,11 @@
  *   sub?: string, sid?: string, iat?: number, exp?: number, act?: Actor, [claim: string]: unknown,
  * }} Claims
  * @typedef {{ jwt: string, claims: Claims, receivedAt: number, expiresAt: number }} Token
+ * @typedef {{ mode: "read_only" | "full", readOnly: boolean }} Impersonation
  * @typedef {{
  *   isLoaded: boolean, isSignedIn: boolean, userId: string | null, sessionId: string | null,
- *   actor: Actor | null, getToken: () => Promise<string | null>, signOut: () => Promise<void>,
+ *   actor: Actor | null, impersonation: Impersonation | null,
+ *   getToken: () => Promise<string | null>, signOut: () => Promise<void>,
  * }} Auth
  * @typedef {{
  *   now: () => number,
@@ -130,7 +136,23 @@ export function refreshDelay(lifetimeMs) {
 /** @param {Auth} a @param {Omit<Auth, "getToken" | "signOut">} b */
 function sameAuth(a, b) {
   return a.isLoaded === b.isLoaded && a.isSignedIn === b.isSignedIn && a.userId === b.userId &&
-    a.sessionId === b.sessionId && JSON.stringify(a.actor) === JSON.stringify(b.actor);
+    a.sessionId === b.sessionId && JSON.stringify(a.actor) === JSON.stringify(b.actor) &&
+    a.impersonation?.mode === b.impersonation?.mode;
+}
+
+/**
+ * The mode of an impersonation: the token's `act_mode` when there is a token, else the
+ * session's `impersonation_mode`. Anything but "full" is read-only (failing closed, as
+ * the backend SDK does); a token with `act` but no `act_mode` is "full".
+ *
+ * @param {Actor | null} actor @param {Claims | null} claims @param {Session | null} session
+ * @returns {Impersonation | null}
+ */
+export function impersonationOf(actor, claims, session) {
+  if (!actor) return null;
+  const said = claims ? claims.act_mode : session?.impersonation_mode;
+  const mode = said === undefined || said === null || said === "full" ? "full" : "read_only";
+  return Object.freeze({ mode, readOnly: mode === "read_only" });
 }
 
 export class Actas {
@@ -192,7 +214,7 @@ export class Actas {
     });
     this.#auth = Object.freeze({
       isLoaded: false, isSignedIn: false, userId: null, sessionId: null, actor: null,
-      getToken: () => this.getToken(), signOut: () => this.signOut(),
+      impersonation: null, getToken: () => this.getToken(), signOut: () => this.signOut(),
     });
   }
 
@@ -347,14 +369,16 @@ export class Actas {
 
   #publish() {
     const session = this.#session;
+    // The token's `act` is the authority; before the first token, the session's actor
+    // (the same object) keeps the banner from missing an impersonation.
+    const actor = (this.#token ? this.#token.claims.act : session?.actor) ?? null;
     const next = {
       isLoaded: this.#loaded,
       isSignedIn: session !== null,
       userId: session?.user?.id ?? null,
       sessionId: session?.id ?? null,
-      // The token's `act` is the authority; before the first token, the session's actor
-      // (the same object) keeps the banner from missing an impersonation.
-      actor: (this.#token ? this.#token.claims.act : session?.actor) ?? null,
+      actor,
+      impersonation: impersonationOf(actor, this.#token ? this.#token.claims : null, session),
     };
     if (!sameAuth(this.#auth, next)) {
       this.#auth = Object.freeze({ ...next, getToken: this.#auth.getToken, signOut: this.#auth.signOut });
@@ -530,8 +554,9 @@ function sessionPath(session) {
  *
  * @param {Actor} actor
  * @param {Session} session
+ * @param {Impersonation | null} [impersonation]
  */
-export function describeImpersonation(actor, session) {
+export function describeImpersonation(actor, session, impersonation = null) {
   const data = session.public_user_data ?? /** @type {PublicUserData} */ ({});
   const user = session.user ?? /** @type {User} */ ({});
   const first = user.first_name ?? data.first_name;
@@ -539,11 +564,15 @@ export function describeImpersonation(actor, session) {
   const userLabel = [first, last].filter(Boolean).join(" ") || data.identifier || user.username || user.id;
   const actorLabel = String(actor.name || actor.email || actor.sub);
   const reason = session.impersonation_reason || null;
+  const mode = (impersonation ?? impersonationOf(actor, null, session))?.mode ?? "full";
+  // Said only when read-only: the banner is how the impersonator knows writes are refused.
+  const modeNote = mode === "read_only" ? " (read-only)" : "";
   return {
     userLabel,
     actorLabel,
     reason,
-    message: `You are signed in as ${userLabel} by ${actorLabel}${reason ? ` · ${reason}` : ""}`,
+    mode,
+    message: `You are signed in as ${userLabel} by ${actorLabel}${modeNote}${reason ? ` · ${reason}` : ""}`,
   };
 }
 
@@ -610,14 +639,14 @@ export function mountImpersonationBanner(actas, options = {}) {
   };
 
   const render = () => {
-    const { actor } = actas.getAuth();
+    const { actor, impersonation } = actas.getAuth();
     const session = actas.session;
     if (!actor || !session) return remove();
-    const key = JSON.stringify([session.id, actor, session.impersonation_reason]);
+    const key = JSON.stringify([session.id, actor, session.impersonation_reason, impersonation?.mode]);
     if (key === shownFor) return;
     remove();
     shownFor = key;
-    const { message } = describeImpersonation(actor, session);
+    const { message } = describeImpersonation(actor, session, impersonation);
 
     banner = doc.createElement("div");
     banner.setAttribute("role", "region");

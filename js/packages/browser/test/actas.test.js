@@ -69,7 +69,7 @@ describe("load", () => {
     const actas = await Actas.load(env.options);
     assert.deepEqual(
       { ...actas.getAuth(), getToken: null, signOut: null },
-      { isLoaded: true, isSignedIn: false, userId: null, sessionId: null, actor: null, getToken: null, signOut: null },
+      { isLoaded: true, isSignedIn: false, userId: null, sessionId: null, actor: null, impersonation: null, getToken: null, signOut: null },
     );
     assert.equal(env.server.requests.length, 1);
     assert.equal(env.document.lastCookie, "__session=; path=/; max-age=0; samesite=lax; secure");
@@ -85,7 +85,15 @@ describe("load", () => {
     assert.equal(auth.userId, "user_jane");
     assert.equal(auth.sessionId, "sess_imp");
     assert.deepEqual(auth.actor, ACTOR);
+    assert.deepEqual({ ...auth.impersonation }, { mode: "full", readOnly: false });
     assert.equal(actas.session.impersonation_reason, "Ticket #42: cannot see invoices");
+  });
+
+  test("a read-only impersonation says so from the token's act_mode", async () => {
+    const env = environment();
+    env.server.addSession({ id: "sess_imp", actor: ACTOR, mode: "read_only" });
+    const actas = await Actas.load(env.options);
+    assert.deepEqual({ ...actas.getAuth().impersonation }, { mode: "read_only", readOnly: true });
   });
 
   test("an impersonation is visible before its first token arrives", async () => {

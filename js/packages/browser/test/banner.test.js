@@ -7,6 +7,7 @@ import {
   Actas,
   BANNER_COLORS,
   describeImpersonation,
+  impersonationOf,
   formatCountdown,
   mountImpersonationBanner,
 } from "../src/actas.js";
@@ -165,6 +166,20 @@ describe("mountImpersonationBanner", () => {
     assert.equal(describeImpersonation({ sub: "user_sam" }, { ...session, impersonation_reason: "why" }).message,
       "You are signed in as jane@example.com by user_sam · why");
     assert.equal(describeImpersonation(ACTOR, { ...session, user: JANE }).userLabel, "Jane Doe");
+  });
+
+  test("a read-only impersonation says so; the mode comes from the token, else the session", () => {
+    const session = { user: JANE, public_user_data: {}, impersonation_reason: "why", impersonation_mode: "read_only" };
+    assert.equal(describeImpersonation(ACTOR, session).message,
+      "You are signed in as Jane Doe by Sam Support (read-only) · why");
+    assert.equal(describeImpersonation(ACTOR, { ...session, impersonation_mode: "full" }).message,
+      "You are signed in as Jane Doe by Sam Support · why");
+    assert.deepEqual({ ...impersonationOf(ACTOR, { act_mode: "read_only" }, null) }, { mode: "read_only", readOnly: true });
+    assert.deepEqual({ ...impersonationOf(ACTOR, { act_mode: "full" }, session) }, { mode: "full", readOnly: false });
+    assert.deepEqual({ ...impersonationOf(ACTOR, {}, session) }, { mode: "full", readOnly: false }, "no act_mode: full");
+    assert.deepEqual({ ...impersonationOf(ACTOR, { act_mode: "new" }, null) }, { mode: "read_only", readOnly: true }, "unknown: closed");
+    assert.deepEqual({ ...impersonationOf(ACTOR, null, session) }, { mode: "read_only", readOnly: true });
+    assert.equal(impersonationOf(null, { act_mode: "read_only" }, session), null);
   });
 
   test("formatCountdown", () => {

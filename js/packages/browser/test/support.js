@@ -97,12 +97,13 @@ export class FakeServer {
     return this.clock.now() + this.skewMs;
   }
 
-  addSession({ id, user = JANE, actor = null, reason = null, expireIn = 7 * 86_400_000, returnTo = null }) {
+  addSession({ id, user = JANE, actor = null, reason = null, expireIn = 7 * 86_400_000, returnTo = null, mode = null }) {
     const session = {
       id,
       object: "session",
       status: "active",
       actor,
+      impersonation_mode: actor ? (mode ?? "full") : null,
       user,
       user_id: user.id,
       expire_at: this.now() + expireIn,
@@ -172,7 +173,7 @@ export class FakeServer {
       if (!active) return error(400, "session_not_active");
       const iat = Math.floor(this.now() / 1000);
       const claims = { iss: ORIGIN, sub: session.user.id, sid: session.id, iat, nbf: iat - 5, exp: iat + this.lifetime };
-      if (session.actor) claims.act = session.actor;
+      if (session.actor) Object.assign(claims, { act: session.actor, act_mode: session.impersonation_mode });
       return respond(200, { object: "token", jwt: unsignedJwt(claims) });
     }
     if (match[2] === "stop_impersonating" && !session.actor) return error(400, "session_not_impersonated");

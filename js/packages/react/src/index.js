@@ -11,6 +11,7 @@
  *
  *   function App() {
  *     const { isLoaded, isSignedIn, actor, getToken } = useAuth();
+ *     const { readOnly } = useImpersonation();   // disable writes a read-only impersonator can't make
  *     ...
  *   }
  *
@@ -41,6 +42,7 @@ const NOT_LOADED = Object.freeze({
   userId: undefined,
   sessionId: undefined,
   actor: undefined,
+  impersonation: undefined,
   getToken: async () => null,
   signOut: async () => {},
 });
@@ -127,6 +129,24 @@ export function useAuth() {
 }
 
 /**
+ * Whether someone is acting as the user, and in which mode, for a UI that disables
+ * what a read-only impersonator may not do (the backend refuses it anyway):
+ * `{ isImpersonating, actor, mode: "read_only" | "full" | null, readOnly }`.
+ *
+ * @returns {{ isImpersonating: boolean, actor: import("@actas/browser").Actor | null,
+ *             mode: "read_only" | "full" | null, readOnly: boolean }}
+ */
+export function useImpersonation() {
+  const { actor, impersonation } = useAuth();
+  return React.useMemo(() => ({
+    isImpersonating: Boolean(actor),
+    actor: actor ?? null,
+    mode: impersonation?.mode ?? null,
+    readOnly: Boolean(impersonation?.readOnly),
+  }), [actor, impersonation]);
+}
+
+/**
  * The active session (with `user`, `actor`, `impersonation_reason`, `expire_at`).
  *
  * @returns {{ isLoaded: boolean, session: Session | null | undefined }}
@@ -182,7 +202,8 @@ function Banner({ actas, actor, session, onStopped, onError }) {
   const countdown = useCountdown(actas);
   const [focused, setFocused] = React.useState(false);
   const [stopping, setStopping] = React.useState(false);
-  const { message } = describeImpersonation(actor, session);
+  const { impersonation } = useAuth();
+  const { message } = describeImpersonation(actor, session, impersonation ?? null);
 
   const stop = async () => {
     setStopping(true);

@@ -7,18 +7,19 @@ import React from "react";
 import { renderToString } from "react-dom/server";
 
 import { ACTOR, JANE, SAM, environment } from "../../browser/test/support.js";
-import { ActasProvider, ImpersonationBanner, useAuth, useSession } from "../src/index.js";
+import { ActasProvider, ImpersonationBanner, useAuth, useImpersonation, useSession } from "../src/index.js";
 
 const h = React.createElement;
 const SECOND = 1000;
 const REASON = "Ticket #42";
 
-async function loaded({ impersonating = false, signedIn = true } = {}) {
+async function loaded({ impersonating = false, signedIn = true, mode = "full" } = {}) {
   const env = environment();
   if (signedIn) env.server.addSession({ id: "sess_sam", user: SAM });
   if (impersonating) {
     env.server.addSession({
       id: "sess_imp", user: JANE, actor: ACTOR, reason: REASON, expireIn: 10 * 60 * SECOND, returnTo: "sess_sam",
+      mode,
     });
   }
   const actas = await Actas.load(env.options);
@@ -61,6 +62,20 @@ describe("server rendering", () => {
     assert.match(html, /ends in <span data-testid="actas-countdown"[^>]*>10:00<\/span>/);
     assert.match(html, /<button type="button" data-testid="actas-stop-impersonating"[^>]*>Stop impersonating<\/button>/);
     assert.match(html, /background:#b00020;color:#ffffff/);
+  });
+
+  test("useImpersonation: the mode, for a UI that disables what read-only may not do", async () => {
+    function Mode() {
+      const { isImpersonating, mode, readOnly } = useImpersonation();
+      return h("p", null, `impersonating=${isImpersonating} mode=${mode} readOnly=${readOnly}`);
+    }
+    const readOnly = await loaded({ impersonating: true, mode: "read_only" });
+    const html = renderToString(h(ActasProvider, { client: readOnly.actas }, h(ImpersonationBanner), h(Mode)));
+    assert.match(html, /impersonating=true mode=read_only readOnly=true/);
+    assert.match(html, /You are signed in as Jane Doe by Sam Support \(read-only\) · Ticket #42/);
+    const own = await loaded();
+    assert.match(renderToString(h(ActasProvider, { client: own.actas }, h(Mode))),
+      /impersonating=false mode=null readOnly=false/);
   });
 
   test("hooks outside the provider say so", () => {

@@ -12,6 +12,7 @@ from actas.server.http.origins import instance_of, request_origin
 from actas.server.impersonation import actor_tokens
 from actas.server.impersonation.policy import Requester
 from actas.server.resources import ActorTokenObject, actor_token_object
+from actas.server.roles import FULL, Mode
 
 router = APIRouter(tags=["Actor tokens"])
 
@@ -25,6 +26,10 @@ class CreateActorTokenBody(RequestBody):
     session_max_duration_in_seconds: int = Field(
         actor_tokens.DEFAULT_SESSION_MAX_DURATION,
         description="Hard limit of the impersonation session; refresh never extends it.")
+    mode: Mode = Field(FULL, description="actas: `read_only` (the impersonator can look but "
+                       "not change anything) or `full` (the default, as Clerk's actor tokens "
+                       "behave). The Backend API may start either; the dashboard caps it by "
+                       "the operator's role. The JWT carries it as `act_mode`.")
     reason: Annotated[str, Field(max_length=1000)] | None = Field(
         None, description="actas: why; required when ACTAS_REQUIRE_REASON is on (default). "
         "When absent, `actor.reason` is used (for Clerk's SDKs, which cannot send this field).")
@@ -42,7 +47,7 @@ def create_actor_token(request: Request, body: CreateActorTokenBody) -> ActorTok
     issued = actor_tokens.create(
         instance, requester=Requester.backend_api(), user_id=body.user_id, actor=body.actor,
         reason=reason, origin=request_origin(request), expires_in=body.expires_in_seconds,
-        session_max_duration=body.session_max_duration_in_seconds)
+        session_max_duration=body.session_max_duration_in_seconds, mode=body.mode)
     return actor_token_object(issued.row, token=issued.ticket.reveal(), url=issued.url)
 
 

@@ -18,6 +18,7 @@ from actas.server import operators
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.dashboard.operator_sessions import SignedInOperator
 from actas.server.http.origins import instance_of, request_origin
+from actas.server.roles import ROLES
 
 router = APIRouter()
 
@@ -41,7 +42,7 @@ def list_operators(request: Request) -> Response:
         signed_in = operator_sessions.current(db, instance, request)
         _require_owner(signed_in)
         return pages.render(request, "operators.html", me=signed_in,
-                            operators=operators.list_all(db), roles=operators.ROLES,
+                            operators=operators.list_all(db), roles=ROLES,
                             notice=NOTICES.get(request.query_params.get("notice", "")))
 
 

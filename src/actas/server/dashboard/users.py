@@ -11,8 +11,9 @@ from actas._errors import ActasError, ImpersonationRefused, ResourceNotFound
 from actas.server import sessions, users
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.http.origins import instance_of, request_origin
-from actas.server.impersonation import actor_tokens, policy
+from actas.server.impersonation import activity, actor_tokens, policy
 from actas.server.impersonation.policy import Requester
+from actas.server.roles import READ_ONLY, Mode
 
 router = APIRouter()
 PAGE_SIZE = 25
@@ -41,7 +42,7 @@ def list_users(request: Request,
 
 
 def _user_page(request: Request, user_id: str, *, error: str | None = None,
-               reason: str = "", status_code: int = 200) -> Response:
+               reason: str = "", mode: str = READ_ONLY, status_code: int = 200) -> Response:
     instance = instance_of(request)
     now = instance.now_ms()
     with instance.transaction() as db:
@@ -52,11 +53,14 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
             return pages.render(request, "not_found.html", me=signed_in, status_code=404)
         rows = sessions.list_sessions(db, sessions.SessionQuery(user_id=user.id, limit=50), now)
         reasons = actor_tokens.reasons_of(db, rows)
+        done = activity.of_sessions(db, [s.id for s in rows if s.actor is not None])
         return pages.render(
             request, "user.html", status_code=status_code, me=signed_in, user=user,
             sessions=[(s, sessions.effective_status(s, now), reasons.get(s.id)) for s in rows],
             protected=policy.is_protected(db, user, instance.settings),
             require_reason=instance.settings.require_reason, error=error, reason=reason,
+            mode=mode, activity=done,
+            may_full=signed_in.operator.role in instance.settings.full_impersonation_roles,
             max_minutes=instance.settings.impersonation_max_duration // 60)
 
 
@@ -69,7 +73,8 @@ def show_user(request: Request, user_id: str) -> Response:
 def impersonate(request: Request, user_id: str,
                 csrf_token: Annotated[str, Form(max_length=128)],
                 reason: Annotated[str, Form(max_length=1000)] = "",
-                minutes: Annotated[int, Form(ge=1, le=24 * 60)] = 30) -> Response:
+                minutes: Annotated[int, Form(ge=1, le=24 * 60)] = 30,
+                mode: Annotated[Mode, Form()] = READ_ONLY) -> Response:
     """Ask for an actor token as the signed-in operator; on success, open the application."""
     instance = instance_of(request)
     with instance.transaction() as db:
@@ -82,11 +87,12 @@ def impersonate(request: Request, user_id: str,
         issued = actor_tokens.create(
             instance, requester=Requester.of_operator(operator), user_id=user_id, actor=actor,
             reason=reason, origin=request_origin(request), expires_in=60,
-            session_max_duration=min(minutes * 60, instance.settings.impersonation_max_duration))
+            session_max_duration=min(minutes * 60, instance.settings.impersonation_max_duration),
+            mode=mode)
     except ImpersonationRefused as refusal:
-        return _user_page(request, user_id, error=refusal.message, reason=reason,
+        return _user_page(request, user_id, error=refusal.message, reason=reason, mode=mode,
                           status_code=403)
     except ActasError as error:  # e.g. a duration over the cap
-        return _user_page(request, user_id, error=error.message, reason=reason,
+        return _user_page(request, user_id, error=error.message, reason=reason, mode=mode,
                           status_code=error.http_status)
     return pages.redirect(request, issued.url)

@@ -110,6 +110,8 @@ class Session(Base):
     # Denormalised from actor for indexed filtering; null when not impersonated.
     actor_sub: Mapped[str | None] = mapped_column(String(256))
     actor_token_id: Mapped[str | None] = mapped_column(String(40))
+    # read_only | full for an impersonation (its actor token's); null for the user's own.
+    impersonation_mode: Mapped[str | None] = mapped_column(String(16))
     # The client's session to make active again when the impersonation stops.
     return_to_session_id: Mapped[str | None] = mapped_column(String(40))
     last_active_at: Mapped[int]
@@ -123,6 +125,28 @@ class Session(Base):
         Index("ix_sessions_user_id", "user_id", "id"),
         Index("ix_sessions_client_id", "client_id", "id"),
         Index("ix_sessions_actor_sub", "actor_sub", "id"),
+    )
+
+
+class ImpersonationActivity(Base):
+    """One request an impersonator made in the application, as its SDK reported it: the
+    route template and status only, never a body, header or query value."""
+
+    __tablename__ = "impersonation_activity"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("sessions.id", ondelete="CASCADE"))
+    occurred_at: Mapped[int]
+    method: Mapped[str] = mapped_column(String(10))
+    route: Mapped[str] = mapped_column(String(200))
+    status: Mapped[int]
+    refused: Mapped[bool] = mapped_column(Boolean, default=False)  # by the SDK, read-only
+    received_at: Mapped[int]
+
+    __table_args__ = (
+        Index("ix_impersonation_activity_session", "session_id", "occurred_at"),
+        Index("ix_impersonation_activity_occurred", "occurred_at"),
     )
 
 
@@ -166,6 +190,7 @@ class ActorToken(Base):
     # The operator who asked for it (null: the Backend API); re-checked at every step.
     operator_id: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str | None] = mapped_column(String(1000))
+    mode: Mapped[str] = mapped_column(String(16), server_default="full")  # read_only | full
     expires_at: Mapped[int]
     session_max_duration: Mapped[int]  # seconds
     session_id: Mapped[str | None] = mapped_column(String(40))

@@ -2,7 +2,10 @@
 
 The sensitive operations here (password, email, deleting the account)
 refuse an impersonated session: an impersonator sees what the user sees but
-cannot take the account over. Each refusal is audited.
+cannot take the account over. Other changes (``PATCH /v1/me``: the profile
+and unsafe metadata) are open to a full impersonation and refused to a
+read-only one (``impersonation_read_only``). Each refusal is audited, and a
+change made by an impersonator names them in the audit log.
 """
 
 from __future__ import annotations
@@ -13,15 +16,21 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session as Db
 
-from actas._errors import ImpersonatedSessionForbidden, InvalidCredentials, SignedOut
+from actas._errors import (
+    ImpersonatedSessionForbidden,
+    ImpersonationRefused,
+    InvalidCredentials,
+    SignedOut,
+)
 from actas.server import rate_limits, sessions, users
 from actas.server.audit import Record
 from actas.server.db.schema import Session as SessionRow
 from actas.server.db.schema import User
+from actas.server.frontend_api import read_only
 from actas.server.frontend_api.responses import Envelope, current_client
 from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
-from actas.server.impersonation import access_history
+from actas.server.impersonation import access_history, ending
 from actas.server.instance import Instance
 from actas.server.resources import DeletedObject, FrontendUserObject, frontend_user_object
 
@@ -49,6 +58,52 @@ def _forbid_impersonated(instance: Instance, request: Request, session: SessionR
         f"Can't {action} while impersonating this user.", action=action)
 
 
+class UpdateMeBody(RequestBody):
+    first_name: Annotated[str, Field(max_length=256)] | None = None
+    last_name: Annotated[str, Field(max_length=256)] | None = None
+    unsafe_metadata: dict[str, Any] | None = None
+
+
+@router.patch("/v1/me", response_model=FrontendUserObject,
+              summary="Update my profile (names, unsafe metadata); refused while a read-only "
+              "impersonation")
+def update_me(request: Request, body: UpdateMeBody,
+              _origin: str = Depends(trusted_origin)) -> FrontendUserObject:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        session, _user = _active_session(db, instance, request)
+    read_only.require_writable(instance, request, session, "update the profile")
+    changes = body.model_dump(exclude_unset=True)
+    try:
+        with instance.transaction() as db:
+            # Locked and checked again: a session ended, or the user banned, meanwhile;
+            # for an impersonation, the policy too (its operator may have lost the right
+            # to a full one), as at every token refresh.
+            current = sessions.get(db, session.id, for_update=True)
+            sessions.require_active(current, instance.now_ms())
+            ending.require_still_allowed(db, instance, current)
+            user = users.require_not_banned(users.get(db, session.user_id))
+            users.update_user(db, instance, user, changes)
+            instance.record(db, Record(
+                type="user.updated", actor_sub=current.actor_sub, user_id=user.id,
+                session_id=current.id, actor_token_id=current.actor_token_id,
+                origin=request_origin(request),
+                data={"fields": sorted(changes), "via": "frontend_api",
+                      **({"actor": current.actor} if current.actor else {})}))
+            return frontend_user_object(user)
+    except ImpersonationRefused as refusal:
+        raise ending.end_refused(instance, session_id=session.id, refusal=refusal,
+                                 origin=request_origin(request)) from refusal
+
+
+class ActivityObject(BaseModel):
+    method: str
+    route: str  # the route template, never the raw path
+    status: int
+    refused: bool  # refused by the application's SDK: a write in a read-only impersonation
+    occurred_at: int
+
+
 class AccessObject(BaseModel):
     object: Literal["access"] = "access"
     session_id: str
@@ -58,6 +113,9 @@ class AccessObject(BaseModel):
     ended_at: int | None
     status: str
     duration_ms: int | None
+    mode: str  # read_only | full: whether the impersonator could change anything
+    activity: list[ActivityObject]  # what they did in the application, if it reports it
+    activity_total: int  # entries in all (activity holds the newest, refused ones kept)
 
 
 @router.get("/v1/me/access_history", response_model=Envelope[list[AccessObject]],
@@ -70,7 +128,10 @@ def get_access_history(request: Request) -> Envelope[list[AccessObject]]:
     return Envelope(response=[
         AccessObject(session_id=e.session_id, actor=e.actor, reason=e.reason,
                      started_at=e.started_at, ended_at=e.ended_at, status=e.status,
-                     duration_ms=e.ended_at - e.started_at if e.ended_at else None)
+                     duration_ms=e.ended_at - e.started_at if e.ended_at else None, mode=e.mode,
+                     activity=[ActivityObject(method=a.method, route=a.route, status=a.status,
+                                              refused=a.refused, occurred_at=a.occurred_at)
+                               for a in e.activity], activity_total=e.activity_total)
         for e in entries], client=None)
 
 

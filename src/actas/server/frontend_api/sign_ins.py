@@ -16,6 +16,7 @@ from actas.server import rate_limits, sessions, users
 from actas.server.audit import Record
 from actas.server.db.schema import Client
 from actas.server.db.schema import Session as SessionRow
+from actas.server.frontend_api import read_only
 from actas.server.frontend_api.responses import Envelope, client_or_new, render_client
 from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
@@ -79,6 +80,9 @@ def sign_in(request: Request, response: Response, body: SignInBody,
             return _complete(db, instance, client, session, identifier=None)
     assert body.identifier is not None and body.password is not None
     identifier = body.identifier.strip().lower()
+    with instance.transaction() as db:
+        current = read_only.active_session(db, instance, request)
+    read_only.require_writable(instance, request, current, "sign in")
     with instance.transaction() as db:
         # Reserve a failure in the limits first (see rate_limits), counted per
         # account: a username and each email address share one budget.

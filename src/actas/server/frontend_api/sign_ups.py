@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
 from actas.server import rate_limits, sessions, users
+from actas.server.frontend_api import read_only
 from actas.server.frontend_api.responses import Envelope, client_or_new, render_client
 from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
@@ -56,6 +57,9 @@ def sign_up(request: Request, response: Response, body: SignUpBody,
             _origin: str = Depends(trusted_origin)) -> Envelope[SignUpObject]:
     instance = instance_of(request)
     origin = request_origin(request)
+    with instance.transaction() as db:
+        current = read_only.active_session(db, instance, request)
+    read_only.require_writable(instance, request, current, "sign up")
     with instance.transaction() as db:
         # Every attempt counts: each one hashes a password (64 MiB of argon2id).
         rate_limits.spend(db, [(rate_limits.Budget("sign_up:address",

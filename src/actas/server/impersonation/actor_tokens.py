@@ -30,6 +30,7 @@ from actas.server.db.schema import Session as SessionRow
 from actas.server.impersonation import policy
 from actas.server.impersonation.policy import Requester
 from actas.server.instance import Instance
+from actas.server.roles import FULL, MODES, READ_ONLY, Mode
 
 ACTOR_TOKEN = "act"  # noqa: S105  (an id prefix)
 TICKET_PREFIX = "tkt_"  # a purpose prefix, not a secret
@@ -82,23 +83,31 @@ def _check_actor(actor: dict[str, Any]) -> str:
 def create(instance: Instance, *, requester: Requester, user_id: str, actor: dict[str, Any],
            reason: str | None, origin: RequestOrigin,
            expires_in: int = DEFAULT_EXPIRES_IN,
-           session_max_duration: int = DEFAULT_SESSION_MAX_DURATION) -> NewActorToken:
-    """Check the policy and issue a ticket; a refusal is audited and re-raised."""
+           session_max_duration: int = DEFAULT_SESSION_MAX_DURATION,
+           mode: Mode | None = None) -> NewActorToken:
+    """Check the policy and issue a ticket for an impersonation in ``mode``; a refusal is
+    audited and re-raised. Without a mode, an operator's is read-only and the Backend
+    API's full (as Clerk's actor tokens are)."""
+    if mode is None:
+        mode = READ_ONLY if requester.operator is not None else FULL
+    if mode not in MODES:
+        raise FormParamInvalid(f"mode must be one of {', '.join(MODES)}.",
+                               code="form_param_value_invalid", param_name="mode")
     actor_sub = _check_actor(actor)
     _check_durations(instance, expires_in, session_max_duration)
     reason = policy.normalize_reason(reason)
     try:
         with instance.transaction() as db:
             policy.check(db, instance.settings, requester=requester, actor=actor,
-                         user_id=user_id, reason=reason)
+                         user_id=user_id, reason=reason, mode=mode)
             return _issue(db, instance, user_id=user_id, actor=actor, actor_sub=actor_sub,
                           operator_id=requester.operator.id if requester.operator else None,
                           reason=reason, origin=origin, expires_in=expires_in,
-                          session_max_duration=session_max_duration)
+                          session_max_duration=session_max_duration, mode=mode)
     except ImpersonationRefused as refusal:
         instance.record_alone(Record(
             type="impersonation.refused", actor_sub=actor_sub, user_id=user_id, reason=reason,
-            origin=origin, data={"code": refusal.code, "actor": actor,
+            origin=origin, data={"code": refusal.code, "actor": actor, "mode": mode,
                                  "requested_by": requester.kind,
                                  "operator_id": requester.operator.id
                                  if requester.operator else None}))
@@ -107,14 +116,14 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
 
 def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], actor_sub: str,
            operator_id: str | None, reason: str | None, origin: RequestOrigin, expires_in: int,
-           session_max_duration: int) -> NewActorToken:
+           session_max_duration: int, mode: Mode) -> NewActorToken:
     now = instance.now_ms()
     ticket = credentials.generate(TICKET_PREFIX)
     token_id = ids.new_id(ACTOR_TOKEN, now)
     row = ActorToken(
         id=token_id, token_digest=credentials.digest(ticket.reveal()), status="pending",
         user_id=user_id, actor=actor, actor_sub=actor_sub, operator_id=operator_id, reason=reason,
-        expires_at=now + expires_in * 1000, session_max_duration=session_max_duration,
+        mode=mode, expires_at=now + expires_in * 1000, session_max_duration=session_max_duration,
         session_id=None, accepted_at=None, revoked_at=None, created_at=now, updated_at=now,
     )
     db.add(row)
@@ -122,7 +131,7 @@ def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], a
     instance.record(db, Record(
         type="actor_token.created", actor_sub=actor_sub, user_id=user_id,
         actor_token_id=token_id, reason=reason, origin=origin,
-        data={"actor": actor, "expires_at": row.expires_at,
+        data={"actor": actor, "mode": mode, "expires_at": row.expires_at,
               "session_max_duration_in_seconds": session_max_duration}))
     return NewActorToken(row=row, ticket=ticket, url=accept_url(instance, ticket))
 

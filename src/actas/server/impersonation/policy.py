@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import (
+    ImpersonationModeNotPermitted,
     ImpersonationNested,
     ImpersonationNotPermitted,
     ImpersonationOfSelf,
@@ -26,6 +27,7 @@ from actas._errors import (
 )
 from actas.server import operators
 from actas.server.db.schema import ActorToken, Operator, User
+from actas.server.roles import FULL, Mode
 from actas.server.settings import Settings
 
 REASON_MAX_LENGTH = 1000
@@ -117,11 +119,13 @@ def normalize_reason(reason: str | None) -> str | None:
 
 
 def check(db: Db, settings: Settings, *, requester: Requester, actor: dict[str, Any],
-          user_id: str, reason: str | None) -> User:
-    """Return the target user if ``requester`` may have ``actor`` impersonate them; else raise."""
+          user_id: str, reason: str | None, mode: Mode) -> User:
+    """Return the target user if ``requester`` may have ``actor`` impersonate them in
+    ``mode``; else raise."""
     if operators.IMPERSONATE not in requester.permissions:
         raise ImpersonationNotPermitted(role=requester.operator.role if requester.operator
                                         else None)
+    require_mode_allowed(settings, requester, mode)
     if settings.require_reason and normalize_reason(reason) is None:
         raise ImpersonationReasonRequired()
     if "act" in actor and not settings.allow_nested_impersonation:
@@ -129,6 +133,16 @@ def check(db: Db, settings: Settings, *, requester: Requester, actor: dict[str, 
                                   "impersonation is off (ACTAS_ALLOW_NESTED_IMPERSONATION).")
     require_short_chain(actor)
     return _check_target(db, settings, requester=requester, actor=actor, user_id=user_id)
+
+
+def require_mode_allowed(settings: Settings, requester: Requester, mode: str) -> None:
+    """A full impersonation needs a role of ``settings.full_impersonation_roles`` (the
+    Backend API may start either mode)."""
+    if mode == FULL and requester.operator is not None \
+            and requester.operator.role not in settings.full_impersonation_roles:
+        raise ImpersonationModeNotPermitted(
+            f"The role {requester.operator.role} may start read-only impersonations only "
+            "(ACTAS_FULL_IMPERSONATION_ROLES).", role=requester.operator.role, mode=mode)
 
 
 def recheck(db: Db, settings: Settings, token: ActorToken) -> User:
@@ -153,6 +167,7 @@ def recheck(db: Db, settings: Settings, token: ActorToken) -> User:
                 raise ImpersonationNotPermitted(
                     "The operator behind this impersonation may no longer impersonate "
                     f"(role {operator.role}).", role=operator.role)
+            require_mode_allowed(settings, requester, token.mode)
     return _check_target(db, settings, requester=requester, actor=token.actor,
                          user_id=token.user_id)
 

@@ -43,6 +43,7 @@ from actas.server.db.schema import Session as SessionRow
 from actas.server.impersonation import actor_tokens, policy
 from actas.server.impersonation.actor_tokens import TICKET_PREFIX
 from actas.server.instance import Instance
+from actas.server.roles import FULL, READ_ONLY
 
 REFUSED = "actor_token.redemption_refused"
 REFUSED_REPEATEDLY = "actor_token.redemption_refused_repeatedly"
@@ -126,6 +127,7 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
     actor.setdefault("sid", token.id)
     # RFC 8693's act.iss: who vouches for this actor, here the actas instance.
     actor.setdefault("iss", instance.settings.frontend_api_url)
+    mode = token.mode
     current = (db.get(SessionRow, client.last_active_session_id)
                if client.last_active_session_id else None)
     if current is not None and current.actor is not None \
@@ -136,16 +138,19 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
                 session_id=current.id)
         actor["act"] = current.actor  # RFC 8693 §4.1: the prior actor, nested
         policy.require_short_chain(actor)
+        # Nested in a read-only impersonation, it is read-only too: no way around it.
+        if current.impersonation_mode != FULL:
+            mode = READ_ONLY
     session = sessions.create(db, instance, user=user, client=client, origin=origin,
                               impersonation=sessions.Impersonation(
                                   actor=actor, actor_token_id=token.id,
                                   max_duration=token.session_max_duration,
-                                  reason=token.reason))
+                                  reason=token.reason, mode=mode))
     token.session_id = session.id
     instance.record(db, Record(
         type="actor_token.accepted", actor_sub=token.actor_sub, user_id=user.id,
         session_id=session.id, actor_token_id=token.id, reason=token.reason, origin=origin,
-        data={"actor": actor}))
+        data={"actor": actor, "mode": mode}))
     db.flush()
     return session
 
