@@ -319,3 +319,31 @@ def test_an_owner_cannot_change_their_own_account(dashboard: TestClient,
     assert refused.status_code == 403
     with instance.transaction() as db:
         assert operators.get(db, olive).disabled is False
+
+
+def test_an_impersonation_in_detail(dashboard: TestClient, backend: TestClient,
+                                    instance: Instance) -> None:
+    _operator(instance, "alice@support.test", "support")
+    ada = create_user(backend)
+    token = sign_in(dashboard, "alice@support.test")
+    form = dashboard.get(f"/dashboard/users/{ada['id']}").text
+    assert 'value="full"' in form and "may start read-only impersonations only" in form
+    response = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
+                              data={"csrf_token": token, "reason": "Ticket #8", "minutes": 15})
+    dashboard.get(response.headers["location"])
+    [session] = dashboard.get("/v1/client").json()["response"]["sessions"]
+    assert session["impersonation_mode"] == "read_only"  # the dashboard's default
+    backend.post("/v1/impersonation_activity", json={"entries": [
+        {"session_id": session["id"], "method": "POST", "route": "/api/address",
+         "status": 403, "occurred_at": instance.now_ms(), "refused": True}]})
+
+    page = dashboard.get(f"/dashboard/impersonations/{session['id']}")
+
+    assert page.status_code == 200
+    for text in ("Alice", "Ticket #8", "read-only", "POST /api/address", "refused: read-only",
+                 "actor_token.created", "session.created"):
+        assert text in page.text, text
+    assert dashboard.get("/dashboard/impersonations/sess_nope").status_code == 404
+    full = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate", data={
+        "csrf_token": token, "reason": "Ticket #9", "minutes": 15, "mode": "full"})
+    assert full.status_code == 403 and "read-only impersonations only" in full.text

@@ -1,19 +1,22 @@
-"""Live impersonations: who, whom, why, time left; *End now*, and *End all* for owners."""
+"""Live impersonations: who, whom, why, time left; *End now*, and *End all* for owners;
+and one impersonation in detail: who, whom, why, mode, limits, how it ended, what was
+done in the application, and its audit events in order."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from starlette.responses import Response
 
 from actas._errors import PermissionDenied, SessionNotActive
 from actas.server import operators, sessions
 from actas.server.dashboard import operator_sessions, pages
-from actas.server.db.schema import User
+from actas.server.db.schema import ActorToken, AuditEvent, User
+from actas.server.db.schema import Session as SessionRow
 from actas.server.http.origins import instance_of, request_origin
-from actas.server.impersonation import actor_tokens, ending
+from actas.server.impersonation import activity, actor_tokens, ending
 
 router = APIRouter()
 
@@ -34,6 +37,30 @@ def live(request: Request) -> Response:
         return pages.render(request, "impersonations.html", me=signed_in, rows=live_rows,
                             can_end_all=signed_in.operator.role == "owner",
                             notice=request.query_params.get("notice"))
+
+
+@router.get("/dashboard/impersonations/{session_id}")
+def detail(request: Request, session_id: str) -> Response:
+    instance = instance_of(request)
+    now = instance.now_ms()
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        row = db.get(SessionRow, session_id)
+        if row is None or row.actor_sub is None:
+            return pages.render(request, "not_found.html", me=signed_in, status_code=404)
+        token = db.get(ActorToken, row.actor_token_id) if row.actor_token_id else None
+        # Its ticket's events (created, accepted) and its session's, in chain order.
+        mine = AuditEvent.session_id == row.id
+        if row.actor_token_id:
+            mine = or_(mine, AuditEvent.actor_token_id == row.actor_token_id)
+        # Through the user's index: the audit log has none on sessions or tickets.
+        events = db.scalars(select(AuditEvent).where(AuditEvent.user_id == row.user_id, mine)
+                            .order_by(AuditEvent.seq).limit(500)).all()
+        done = activity.of_sessions(db, [row.id]).get(row.id)
+        return pages.render(
+            request, "impersonation.html", me=signed_in, s=row, user=db.get(User, row.user_id),
+            token=token, status=sessions.effective_status(row, now), events=events, done=done,
+            left=min(row.expire_at, row.abandon_at) - now)
 
 
 @router.post("/dashboard/impersonations/{session_id}/end")
