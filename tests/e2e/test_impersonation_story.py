@@ -45,11 +45,15 @@ def _backend_saw(stack: Stack) -> dict[str, object]:
     return last
 
 
-def _impersonate_from_dashboard(page: Page, stack: Stack, email: str, reason: str) -> None:
+def _open_user(page: Page, stack: Stack, email: str) -> None:
     page.goto(f"{stack.actas_url}/dashboard/users")
     page.get_by_label("Search").fill(email)
     page.get_by_role("button", name="Search").click()
     page.get_by_role("link", name="Open").first.click()
+
+
+def _impersonate_from_dashboard(page: Page, stack: Stack, email: str, reason: str) -> None:
+    _open_user(page, stack, email)
     page.get_by_label("Reason").fill(reason)
     page.get_by_role("button", name="Impersonate user").click()
 
@@ -238,10 +242,7 @@ def test_a_full_impersonation_may_change_the_address_but_not_delete_the_account(
         context: BrowserContext, stack: Stack) -> None:
     page = context.new_page()
     dashboard_sign_in(page, stack, "owner@example.com")
-    page.goto(f"{stack.actas_url}/dashboard/users")
-    page.get_by_label("Search").fill("grace@example.com")
-    page.get_by_role("button", name="Search").click()
-    page.get_by_role("link", name="Open").first.click()
+    _open_user(page, stack, "grace@example.com")
     expect(page.get_by_label("Read-only")).to_be_checked()  # the dashboard's default
     page.get_by_label("Full").check()
     page.get_by_label("Reason").fill("Full-mode test: fix the shipping address")
@@ -264,9 +265,6 @@ def test_support_cannot_choose_full_and_is_told_why(context: BrowserContext,
                                                     stack: Stack) -> None:
     page = context.new_page()
     dashboard_sign_in(page, stack, "support@example.com")
-    page.goto(f"{stack.actas_url}/dashboard/users")
-    page.get_by_label("Search").fill("alan@example.com")
-    page.get_by_role("button", name="Search").click()
-    page.get_by_role("link", name="Open").first.click()
+    _open_user(page, stack, "alan@example.com")
     expect(page.get_by_label("Full")).to_be_disabled()
     expect(page.get_by_test_id("full-mode-unavailable")).to_contain_text("read-only")

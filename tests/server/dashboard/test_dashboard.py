@@ -343,6 +343,8 @@ def test_an_impersonation_in_detail(dashboard: TestClient, backend: TestClient,
     for text in ("Alice", "Ticket #8", "read-only", "POST /api/address", "refused: read-only",
                  "actor_token.created", "session.created"):
         assert text in page.text, text
+    user_page = dashboard.get(f"/dashboard/users/{ada['id']}").text
+    assert "1 request in the application" in user_page and "POST /api/address" in user_page
     assert dashboard.get("/dashboard/impersonations/sess_nope").status_code == 404
     full = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate", data={
         "csrf_token": token, "reason": "Ticket #9", "minutes": 15, "mode": "full"})
