@@ -349,3 +349,17 @@ def test_an_impersonation_in_detail(dashboard: TestClient, backend: TestClient,
     full = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate", data={
         "csrf_token": token, "reason": "Ticket #9", "minutes": 15, "mode": "full"})
     assert full.status_code == 403 and "read-only impersonations only" in full.text
+
+
+def test_the_root_says_what_this_server_is_and_there_is_a_favicon(
+        dashboard: TestClient) -> None:
+    page = dashboard.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for link in ('href="/dashboard"', 'href="/docs"', 'href="/healthz"',
+                 'href="/favicon.svg"'):
+        assert link in page.text, link
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    for path in ("/favicon.svg", "/favicon.ico"):
+        icon = dashboard.get(path)
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
+        assert icon.text.startswith("<svg")

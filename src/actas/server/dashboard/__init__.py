@@ -10,13 +10,20 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
 from actas._errors import ActasError
-from actas.server.dashboard import audit_log, impersonations, operator_sessions, pages, sign_in
+from actas.server.dashboard import (
+    audit_log,
+    impersonations,
+    landing,
+    operator_sessions,
+    pages,
+    sign_in,
+)
 from actas.server.dashboard import operators as operators_pages
 from actas.server.dashboard import users as users_pages
 from actas.server.http import errors
 
 router = APIRouter(include_in_schema=False)
-for module in (sign_in, users_pages, impersonations, audit_log, operators_pages):
+for module in (landing, sign_in, users_pages, impersonations, audit_log, operators_pages):
     router.include_router(module.router)
 
 

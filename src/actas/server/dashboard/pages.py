@@ -68,3 +68,7 @@ def redirect(request: Request, url: str) -> RedirectResponse:
 
 def stylesheet() -> str:
     return (_HERE / "static" / "dashboard.css").read_text()
+
+
+def favicon() -> str:
+    return (_HERE / "static" / "favicon.svg").read_text()
