@@ -153,6 +153,12 @@ def test_serve_shows_the_generated_secret_key_before_any_request(served: ActasSe
     assert printed_secret_keys(served.stdout_when_listening), served.output()
 
 
+def test_serve_says_how_to_create_the_first_operator(served: ActasServer) -> None:
+    assert served.stdout_when_listening is not None
+    assert "actas operators create --email you@example.com --role owner" in \
+        served.stdout_when_listening, served.output()
+
+
 def test_generated_secret_key_authenticates_the_backend_api(served: ActasServer,
                                                             generated_key: str) -> None:
     with backend(served, generated_key) as client:
@@ -362,3 +368,53 @@ def test_serve_runs_several_worker_processes_on_one_database(tmp_path: Path) -> 
         wait_until(lambda: len(set(re.findall(r"Started server process \[(\d+)\]",
                                               server.stderr()))) >= 2, server.output)
         assert "died" not in server.stderr(), server.output()
+
+
+# -- impersonate, and commands that read an existing install --------------------------------
+
+
+def test_impersonate_prints_a_one_time_link_under_the_dashboards_policy(tmp_path: Path) -> None:
+    def actas(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_actas(*args, "--data-dir", "data", cwd=tmp_path)
+
+    assert create_user(tmp_path, "ada@example.com", "--password", PASSWORD).returncode == 0
+    for email, role in (("sam@support.test", "support"), ("olivia@support.test", "owner")):
+        made = actas("operators", "create", "--email", email, "--role", role,
+                     "--password", PASSWORD)
+        assert made.returncode == 0, described(made)
+
+    linked = actas("impersonate", "Ada@Example.com", "--as", "sam@support.test",
+                   "--reason", "Ticket #77")
+    refused = actas("impersonate", "ada@example.com", "--as", "sam@support.test",
+                    "--reason", "Ticket #78", "--mode", "full")
+    full = actas("impersonate", "ada@example.com", "--as", "olivia@support.test",
+                 "--reason", "Ticket #79", "--mode", "full")
+    nobody = actas("impersonate", "nobody@example.com", "--as", "sam@support.test",
+                   "--reason", "r")
+
+    assert linked.returncode == 0, described(linked)
+    assert re.fullmatch(r"http://127\.0\.0\.1:4000/v1/tickets/accept\?ticket=tkt_\S+\n",
+                        linked.stdout), linked.stdout
+    assert "read-only" in linked.stderr and "the user will see it" in linked.stderr
+    assert refused.returncode == 2 and "impersonation_mode_not_permitted" in refused.stderr
+    assert full.returncode == 0 and "full" in full.stderr
+    assert nobody.returncode == 2 and "resource_not_found" in nobody.stderr
+    with sqlite3.connect(tmp_path / "data" / "actas.db") as db:
+        rows = db.execute("SELECT reason, mode, operator_id IS NOT NULL FROM actor_tokens "
+                          "ORDER BY id").fetchall()
+    assert rows == [("Ticket #77", "read_only", 1), ("Ticket #79", "full", 1)]
+
+
+def test_reading_commands_refuse_to_create_an_empty_database(tmp_path: Path) -> None:
+    result = run_actas("audit", "verify", "--data-dir", "data", cwd=tmp_path)
+    assert result.returncode == 2, described(result)
+    assert "There is no actas database at data/actas.db" in result.stderr
+    assert ".actas/dev" in result.stderr
+    assert not (tmp_path / "data" / "actas.db").exists()
+
+
+def test_help_reads_as_prose(tmp_path: Path) -> None:
+    top = run_actas("--help", cwd=tmp_path)
+    dev = run_actas("dev", "--help", cwd=tmp_path)
+    assert "``" not in top.stdout and "impersonate" in top.stdout
+    assert "the demo app (default 3000)" in dev.stdout and ".actas/dev" in dev.stdout

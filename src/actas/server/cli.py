@@ -1,6 +1,6 @@
-"""The ``actas`` command: serve, dev, migrate, keys rotate, users create, operators
-create|list|disable|enable|set-role,
-audit verify."""
+"""The actas command: serve the server (or the whole demo with dev), manage users,
+operators and signing keys, start an impersonation from a terminal, and verify the
+audit log."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from actas._errors import ActasError
+from actas._errors import ActasError, ConfigurationInvalid, ResourceNotFound
 from actas.server.instance import Instance
 from actas.server.settings import load_settings
 
@@ -41,10 +41,28 @@ def _parser() -> argparse.ArgumentParser:
                        "(default 1; about one per core)")
 
     dev = commands.add_parser("dev", help="actas + the demo app on SQLite, with demo data")
-    dev.add_argument("--host", default="localhost")
-    dev.add_argument("--port", type=int, default=4000, help="actas (default 4000)")
+    dev.add_argument("--host", default="localhost",
+                     help="interface for both servers (default localhost)")
+    dev.add_argument("--port", type=int, default=4000,
+                     help="actas: its dashboard, APIs and docs (default 4000)")
     dev.add_argument("--app-port", type=int, default=3000, help="the demo app (default 3000)")
-    dev.add_argument("--data-dir", default=".actas/dev")
+    dev.add_argument("--data-dir", default=".actas/dev",
+                     help="where the demo's SQLite file, instance secret and Backend API key "
+                     "live (default .actas/dev)")
+
+    impersonate = commands.add_parser(
+        "impersonate", help="print a one-time sign-in link to act as a user (support work "
+        "from a terminal), as an operator and under the same policy as the dashboard")
+    _settings_flags(impersonate)
+    impersonate.add_argument("user", help="the user's id (user_…) or email address")
+    impersonate.add_argument("--as", dest="operator", required=True,
+                             help="the operator acting (id or email): their role applies")
+    impersonate.add_argument("--reason", help="why (required unless ACTAS_REQUIRE_REASON is "
+                             "off); recorded, and shown to the user")
+    impersonate.add_argument("--mode", choices=["read_only", "full"], default="read_only",
+                             help="read_only (default) or full, if the operator's role may")
+    impersonate.add_argument("--minutes", type=int, default=30,
+                             help="hard limit of the impersonation (default 30)")
 
     migrate = commands.add_parser("migrate", help="apply database migrations")
     _settings_flags(migrate)
@@ -104,9 +122,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _instance(args: argparse.Namespace, **extra: Any) -> Instance:
+def _instance(args: argparse.Namespace, *, existing: bool = False, **extra: Any) -> Instance:
+    """The instance the flags name; with ``existing``, refuse to create a new, empty
+    database where the operator meant to read theirs (say, ``actas audit verify`` run
+    without the ``--data-dir`` that ``actas dev`` uses)."""
     settings = load_settings(database_url=args.database_url, data_dir=args.data_dir, **extra)
+    if existing:
+        _require_database(settings.database_url)
     return Instance.start(settings)
+
+
+def _require_database(database_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    if not os.path.exists(url.database):
+        raise ConfigurationInvalid(
+            f"There is no actas database at {url.database}. Give --data-dir (actas dev and "
+            "make run keep theirs in .actas/dev) or --database-url.")
 
 
 # uvicorn with its C parts (uvloop, httptools); no proxy headers (actas trusts the socket).
@@ -138,6 +173,10 @@ def _serve(args: argparse.Namespace) -> None:
               "stored only as a hash:\n\n"
               f"    {new_key.reveal()}\n\n"
               "Keep it in ACTAS_SECRET_KEY for your application's backend.\n")
+    if not _has_operators(instance):
+        print(f"\nThe dashboard ({settings.frontend_api_url}/dashboard) needs an operator to "
+              "sign in; create the first one with:\n\n"
+              "    actas operators create --email you@example.com --role owner\n")
     # Flushed now: under systemd or docker stdout is a pipe, and a key still in
     # the buffer when the process dies would be lost for good (only its hash is kept).
     sys.stdout.flush()
@@ -157,8 +196,17 @@ def _serve(args: argparse.Namespace) -> None:
                 **SERVER_OPTIONS)
 
 
+def _has_operators(instance: Instance) -> bool:
+    from sqlalchemy import select
+
+    from actas.server.db.schema import Operator
+
+    with instance.snapshot() as db:
+        return db.scalar(select(Operator.id).limit(1)) is not None
+
+
 def _rotate(args: argparse.Namespace) -> None:
-    instance = _instance(args)
+    instance = _instance(args, existing=True)
     settings = instance.settings
     with instance.transaction() as db:
         key = instance.keys.rotate(
@@ -193,7 +241,7 @@ def _change_operator(args: argparse.Namespace) -> None:
     from actas.server import operators
     from actas.server.audit import RequestOrigin
 
-    instance = _instance(args)
+    instance = _instance(args, existing=True)
     by, origin = "cli", RequestOrigin(user_agent="actas cli")
     with instance.transaction() as db:
         if args.operators_command == "list":
@@ -215,7 +263,7 @@ def _change_operator(args: argparse.Namespace) -> None:
 def _verify_audit(args: argparse.Namespace) -> int:
     from actas.server import audit_verification
 
-    instance = _instance(args)
+    instance = _instance(args, existing=True)
     interactive = sys.stderr.isatty()
     shown = [-1]
 
@@ -240,6 +288,33 @@ def _verify_audit(args: argparse.Namespace) -> int:
     where = f"event {result.broken_seq}" + (f" ({result.broken_id})" if result.broken_id else "")
     print(f"audit chain BROKEN at {where}: {result.problem}", file=sys.stderr)
     return 1
+
+
+def _impersonate(args: argparse.Namespace) -> None:
+    from actas.server import operators, users
+    from actas.server.audit import RequestOrigin
+    from actas.server.impersonation import actor_tokens
+    from actas.server.impersonation.policy import Requester
+
+    instance = _instance(args, existing=True)
+    with instance.transaction() as db:
+        operator = operators.find(db, args.operator)
+        user = (users.get(db, args.user) if args.user.startswith("user_")
+                else users.find_by_identifier(db, args.user.strip().lower()))
+        if user is None:
+            raise ResourceNotFound(f"No user has the email address {args.user!r}.",
+                                   param_name="user")
+        user_id = user.id
+    issued = actor_tokens.create(
+        instance, requester=Requester.of_operator(operator), user_id=user_id,
+        actor={"sub": operator.id, "email": operator.email_address,
+               "name": operator.name or operator.email_address},
+        reason=args.reason, origin=RequestOrigin(user_agent="actas cli"), expires_in=600,
+        session_max_duration=args.minutes * 60, mode=args.mode)
+    print(issued.url)
+    print(f"Open it within 10 minutes; it works once. {issued.row.mode.replace('_', '-')}, "
+          f"at most {args.minutes} min, as {operator.email_address}; the user will see it.",
+          file=sys.stderr)
 
 
 def _create_user(args: argparse.Namespace) -> None:
@@ -277,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _change_operator(args)
         elif args.command == "audit":
             return _verify_audit(args)
+        elif args.command == "impersonate":
+            _impersonate(args)
     except ActasError as error:
         print(f"actas: {error.message} ({error.code})", file=sys.stderr)
         return 2
