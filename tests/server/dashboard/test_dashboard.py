@@ -83,7 +83,7 @@ def test_pages_need_a_signed_in_operator(dashboard: TestClient) -> None:
     for path in ("/dashboard/users", "/dashboard/impersonations", "/dashboard/audit"):
         response = dashboard.get(path)
         assert response.status_code == 303 and response.headers["location"] == \
-            "/dashboard/sign_in"
+            "/dashboard/sign_in?next=" + path.replace("/", "%2F")
 
 
 def test_sign_in_sets_a_strict_httponly_cookie_and_sign_out_ends_it(
@@ -363,3 +363,27 @@ def test_the_root_says_what_this_server_is_and_there_is_a_favicon(
         icon = dashboard.get(path)
         assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
         assert icon.text.startswith("<svg")
+
+
+def test_a_deep_link_survives_signing_in_and_only_to_the_dashboard(
+        dashboard: TestClient, instance: Instance) -> None:
+    from actas.server.dashboard.sign_in import next_page
+
+    _operator(instance, "alice@support.test", "support")
+    asked = dashboard.get("/dashboard/audit?type=impersonation.refused", follow_redirects=False)
+    assert asked.status_code == 303
+    form_url = asked.headers["location"]
+    assert form_url == "/dashboard/sign_in?next=%2Fdashboard%2Faudit%3Ftype%3Dimpersonation.refused"
+    form = dashboard.get(form_url).text
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', form)
+    wanted = re.search(r'name="next" value="([^"]*)"', form)
+    assert token and wanted and wanted.group(1) == "/dashboard/audit?type=impersonation.refused"
+    signed_in = dashboard.post("/dashboard/sign_in", follow_redirects=False, data={
+        "email": "alice@support.test", "password": PASSWORD, "csrf_token": token.group(1),
+        "next": wanted.group(1)})
+    assert signed_in.headers["location"] == "/dashboard/audit?type=impersonation.refused"
+    for outside in ("https://evil.test/dashboard", "//evil.test", "/dashboard/../v1/users",
+                    "/dashboardx", "/dashboard//evil.test", "/dashboard/sign_out",
+                    "/dashboard\\evil", "/dashboard/\r\nx", ""):
+        assert next_page(outside) == "/dashboard/users", outside
+    assert next_page("/dashboard/impersonations") == "/dashboard/impersonations"

@@ -6,6 +6,8 @@ status, and (for owners) the operators and their lifecycle. Every state
 change is a POST carrying the session's CSRF token; no GET changes anything.
 """
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
@@ -32,7 +34,13 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
     async def not_signed_in(request: Request, _exc: Exception) -> Response:
-        return pages.redirect(request, "/dashboard/sign_in")
+        # Back to the page asked for once signed in (a deep link into the audit log,
+        # say); only a GET is worth returning to.
+        target = "/dashboard/sign_in"
+        if request.method == "GET":
+            wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            target += "?" + urlencode({"next": wanted})
+        return pages.redirect(request, target)
 
     async def actas_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ActasError)

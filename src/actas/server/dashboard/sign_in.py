@@ -26,12 +26,27 @@ def stylesheet() -> Response:
                     headers={"Cache-Control": "public, max-age=300"})
 
 
+def next_page(value: str | None) -> str:
+    """Where to go after signing in: a dashboard page of this server, never elsewhere
+    (``//evil.test``, ``/dashboard/../x``, a scheme: each falls back to the users page)."""
+    fallback = "/dashboard/users"
+    if not value or "\\" in value or any(ord(c) < 0x20 for c in value):
+        return fallback
+    path = value.split("?", 1)[0]
+    if path != "/dashboard" and not path.startswith("/dashboard/"):
+        return fallback
+    if ".." in path or "//" in path or path.startswith("/dashboard/sign_"):
+        return fallback
+    return value
+
+
 def _form(request: Request, *, status_code: int = 200, email: str = "",
-          error: str | None = None) -> Response:
+          error: str | None = None, next_url: str | None = None) -> Response:
     instance = instance_of(request)
     token, new_cookie = operator_sessions.sign_in_csrf_token(instance, request)
     response = pages.render(request, "sign_in.html", status_code=status_code, email=email,
-                            error=error, csrf_token=token)
+                            error=error, csrf_token=token,
+                            next_url=next_page(next_url or request.query_params.get("next")))
     if new_cookie is not None:
         operator_sessions.set_sign_in_cookie(instance, response, new_cookie)
     return response
@@ -45,7 +60,8 @@ def sign_in_form(request: Request) -> Response:
 @router.post("/dashboard/sign_in")
 def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
             password: Annotated[str, Form(max_length=1024)],
-            csrf_token: Annotated[str, Form(max_length=128)] = "") -> Response:
+            csrf_token: Annotated[str, Form(max_length=128)] = "",
+            next_url: Annotated[str, Form(alias="next", max_length=2000)] = "") -> Response:
     instance = instance_of(request)
     origin = request_origin(request)
     operator_sessions.check_sign_in_csrf(instance, request, csrf_token)
@@ -58,7 +74,7 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
             charge = rate_limits.OPERATOR_SIGN_IN.spend(db, account=email, origin=origin,
                                                         now_ms=instance.now_ms())
         except TooManyRequests as limited:
-            return _form(request, status_code=429, email=email,
+            return _form(request, status_code=429, email=email, next_url=next_url,
                          error=limited.message + " Or ask an owner to check your account.")
         operator = db.scalar(select(Operator).where(Operator.email_address == email))
     try:
@@ -67,16 +83,16 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
             raise InvalidCredentials()
     except InvalidCredentials:
         instance.record_alone(Record(type=FAILED, actor_sub=email, origin=origin))
-        return _form(request, status_code=401, email=email,
+        return _form(request, status_code=401, email=email, next_url=next_url,
                      error="That email address and password do not match an operator.")
     with instance.transaction() as db:
         current = db.get(Operator, operator.id)
         if current is None or current.disabled or \
                 current.password_hash != operator.password_hash:  # changed meanwhile
-            return _form(request, status_code=401, email=email,
+            return _form(request, status_code=401, email=email, next_url=next_url,
                          error="That email address and password do not match an operator.")
         rate_limits.refund(db, charge)  # a success is not a failed sign-in
-        response = pages.redirect(request, "/dashboard/users")
+        response = pages.redirect(request, next_page(next_url))
         operator_sessions.start(db, instance, current, response)
         instance.record(db, Record(type="operator.signed_in", actor_sub=current.id,
                                    origin=origin, data={"email": email}))
