@@ -229,7 +229,11 @@ def test_end_now_and_end_all(dashboard: TestClient, backend: TestClient,
     dashboard.cookies.clear()
     token = sign_in(dashboard, "olive@support.test")
     assert "End all impersonations" in dashboard.get("/dashboard/impersonations").text
-    dashboard.post("/dashboard/impersonations/end_all", data={"csrf_token": token})
+    asked = dashboard.post("/dashboard/impersonations/end_all", data={"csrf_token": token})
+    assert asked.status_code == 200 and "This ends 1 live impersonation " in asked.text
+    assert backend.get(f"/v1/sessions/{session_ids[1]}").json()["status"] == "active"
+    dashboard.post("/dashboard/impersonations/end_all",
+                   data={"csrf_token": token, "confirm": "yes"})
     assert backend.get(f"/v1/sessions/{session_ids[1]}").json()["status"] == "revoked"
     assert error_code(backend.post(f"/v1/sessions/{session_ids[1]}/tokens")) == \
         "session_not_active"

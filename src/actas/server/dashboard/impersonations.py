@@ -85,13 +85,20 @@ def end_now(request: Request, session_id: str,
 
 
 @router.post("/dashboard/impersonations/end_all")
-def end_all(request: Request, csrf_token: Annotated[str, Form(max_length=128)]) -> Response:
+def end_all(request: Request, csrf_token: Annotated[str, Form(max_length=128)],
+            confirm: Annotated[str, Form(max_length=8)] = "") -> Response:
+    """The kill switch, in two steps: the first POST shows what it will end and asks;
+    only the confirming POST (``confirm=yes``) ends anything."""
     instance = instance_of(request)
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request)
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
         if signed_in.operator.role != "owner":
             raise PermissionDenied("Only owners can end every impersonation at once.")
+        if confirm != "yes":
+            live = sessions.list_sessions(db, sessions.SessionQuery(
+                status="active", impersonated=True, limit=500), instance.now_ms())
+            return pages.render(request, "end_all.html", me=signed_in, live=len(live))
         ending.end_all(db, instance, actor_sub=None, origin=request_origin(request),
                        by=signed_in.operator.id)
     return pages.redirect(request, "/dashboard/impersonations?notice=all-ended")
