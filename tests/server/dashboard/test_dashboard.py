@@ -168,11 +168,18 @@ def test_refusals_are_shown_in_plain_words(dashboard: TestClient, backend: TestC
     admin = create_user(backend, "root@example.com", public_metadata={"role": "admin"})
 
     token = sign_in(dashboard, "vera@support.test")
+    # Said before the form is filled in, and the form disabled; the server still refuses.
+    form = dashboard.get(f"/dashboard/users/{ada['id']}").text
+    assert "Your role cannot impersonate users." in form
+    assert 'fieldset class="bare" disabled' in form
     viewer = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
                             data={"csrf_token": token, "reason": "curious"})
     assert viewer.status_code == 403 and "Your role does not allow" in viewer.text
     dashboard.cookies.clear()
     token = sign_in(dashboard, "sam@support.test")
+    assert "This user is protected" in dashboard.get(f"/dashboard/users/{admin['id']}").text
+    assert 'fieldset class="bare" disabled' not in dashboard.get(
+        f"/dashboard/users/{ada['id']}").text
     protected = dashboard.post(f"/dashboard/users/{admin['id']}/impersonate",
                                data={"csrf_token": token, "reason": "ticket"})
     assert protected.status_code == 403 and "This user is protected" in protected.text

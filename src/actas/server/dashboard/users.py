@@ -8,8 +8,9 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
 from actas._errors import ActasError, ImpersonationRefused, ResourceNotFound
-from actas.server import sessions, users
+from actas.server import operators, sessions, users
 from actas.server.dashboard import operator_sessions, pages
+from actas.server.db.schema import User
 from actas.server.http.origins import instance_of, request_origin
 from actas.server.impersonation import activity, actor_tokens, policy
 from actas.server.impersonation.policy import Requester
@@ -54,14 +55,29 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
         rows = sessions.list_sessions(db, sessions.SessionQuery(user_id=user.id, limit=50), now)
         reasons = actor_tokens.reasons_of(db, rows)
         done = activity.of_sessions(db, [s.id for s in rows if s.actor is not None])
+        protected = policy.is_protected(db, user, instance.settings)
         return pages.render(
             request, "user.html", status_code=status_code, me=signed_in, user=user,
+            cannot=_cannot_impersonate(signed_in.permissions, user, protected),
             sessions=[(s, sessions.effective_status(s, now), reasons.get(s.id)) for s in rows],
-            protected=policy.is_protected(db, user, instance.settings),
+            protected=protected,
             require_reason=instance.settings.require_reason, error=error, reason=reason,
             mode=mode, activity=done,
             may_full=signed_in.operator.role in instance.settings.full_impersonation_roles,
             max_minutes=instance.settings.impersonation_max_duration // 60)
+
+
+def _cannot_impersonate(permissions: frozenset[str], user: User, protected: bool) -> str | None:
+    """Why the signed-in operator's request could only be refused, said before they fill
+    in the form (the policy still decides when they submit it)."""
+    if operators.IMPERSONATE not in permissions:
+        return "Your role cannot impersonate users."
+    if user.banned:
+        return "This user is banned and cannot be impersonated."
+    if protected and operators.IMPERSONATE_PROTECTED not in permissions:
+        return ("This user is protected: impersonating them needs the impersonate:protected "
+                "permission (owners).")
+    return None
 
 
 @router.get("/dashboard/users/{user_id}")
