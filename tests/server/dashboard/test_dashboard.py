@@ -339,6 +339,9 @@ def test_an_impersonation_in_detail(dashboard: TestClient, backend: TestClient,
     token = sign_in(dashboard, "alice@support.test")
     form = dashboard.get(f"/dashboard/users/{ada['id']}").text
     assert 'value="full"' in form and "may start read-only impersonations only" in form
+    full = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate", data={
+        "csrf_token": token, "reason": "Ticket #9", "minutes": 15, "mode": "full"})
+    assert full.status_code == 403 and "read-only impersonations only" in full.text
     response = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
                               data={"csrf_token": token, "reason": "Ticket #8", "minutes": 15})
     dashboard.get(response.headers["location"])
@@ -357,9 +360,6 @@ def test_an_impersonation_in_detail(dashboard: TestClient, backend: TestClient,
     user_page = dashboard.get(f"/dashboard/users/{ada['id']}").text
     assert "1 request in the application" in user_page and "POST /api/address" in user_page
     assert dashboard.get("/dashboard/impersonations/sess_nope").status_code == 404
-    full = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate", data={
-        "csrf_token": token, "reason": "Ticket #9", "minutes": 15, "mode": "full"})
-    assert full.status_code == 403 and "read-only impersonations only" in full.text
 
 
 def test_the_root_says_what_this_server_is_and_there_is_a_favicon(
@@ -398,3 +398,27 @@ def test_a_deep_link_survives_signing_in_and_only_to_the_dashboard(
                     "/dashboard\\evil", "/dashboard/\r\nx", ""):
         assert next_page(outside) == "/dashboard/users", outside
     assert next_page("/dashboard/impersonations") == "/dashboard/impersonations"
+
+
+def test_a_second_impersonation_in_the_same_browser_is_stopped_before_a_ticket(
+        dashboard: TestClient, backend: TestClient, instance: Instance) -> None:
+    _operator(instance, "alice@support.test", "support")
+    ada, bob = create_user(backend), create_user(backend, "bob@example.com")
+    token = sign_in(dashboard, "alice@support.test")
+    first = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
+                           data={"csrf_token": token, "reason": "Ticket #1"})
+    dashboard.get(first.headers["location"])  # redeemed in this browser
+    issued = len(backend.get("/v1/actor_tokens", params={"limit": 100}).json())
+
+    second = dashboard.post(f"/dashboard/users/{bob['id']}/impersonate",
+                            data={"csrf_token": token, "reason": "Ticket #2"})
+
+    assert second.status_code == 409 and "already in an impersonation" in second.text
+    assert len(backend.get("/v1/actor_tokens", params={"limit": 100}).json()) == issued
+    stop = re.search(r'action="(/dashboard/impersonations/(sess_\w+)/end)"', second.text)
+    assert stop
+    dashboard.post(stop.group(1), data={"csrf_token": token})
+    assert backend.get(f"/v1/sessions/{stop.group(2)}").json()["status"] == "revoked"
+    third = dashboard.post(f"/dashboard/users/{bob['id']}/impersonate",
+                           data={"csrf_token": token, "reason": "Ticket #2"})
+    assert third.status_code == 303  # free again

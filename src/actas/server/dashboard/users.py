@@ -10,7 +10,9 @@ from starlette.responses import Response
 from actas._errors import ActasError, ImpersonationRefused, ResourceNotFound
 from actas.server import operators, sessions, users
 from actas.server.dashboard import operator_sessions, pages
+from actas.server.db.schema import Session as SessionRow
 from actas.server.db.schema import User
+from actas.server.frontend_api import read_only
 from actas.server.http.origins import instance_of, request_origin
 from actas.server.impersonation import activity, actor_tokens, policy
 from actas.server.impersonation.policy import Requester
@@ -43,7 +45,8 @@ def list_users(request: Request,
 
 
 def _user_page(request: Request, user_id: str, *, error: str | None = None,
-               reason: str = "", mode: str = READ_ONLY, status_code: int = 200) -> Response:
+               reason: str = "", mode: str = READ_ONLY, status_code: int = 200,
+               nested: SessionRow | None = None) -> Response:
     instance = instance_of(request)
     now = instance.now_ms()
     with instance.transaction() as db:
@@ -62,7 +65,7 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
             sessions=[(s, sessions.effective_status(s, now), reasons.get(s.id)) for s in rows],
             protected=protected,
             require_reason=instance.settings.require_reason, error=error, reason=reason,
-            mode=mode, activity=done,
+            mode=mode, activity=done, nested=nested,
             may_full=signed_in.operator.role in instance.settings.full_impersonation_roles,
             max_minutes=instance.settings.impersonation_max_duration // 60)
 
@@ -96,6 +99,14 @@ def impersonate(request: Request, user_id: str,
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request)
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
+        watching = read_only.active_session(db, instance, request)
+        if watching is not None and (watching.actor_sub is None or sessions.effective_status(
+                watching, instance.now_ms()) != "active"):
+            watching = None
+    if watching is not None and not instance.settings.allow_nested_impersonation:
+        # Said here, before a ticket is issued that the browser would refuse to redeem.
+        return _user_page(request, user_id, reason=reason, mode=mode, status_code=409,
+                          nested=watching)
     operator = signed_in.operator
     actor = {"sub": operator.id, "email": operator.email_address,
              "name": operator.name or operator.email_address}
