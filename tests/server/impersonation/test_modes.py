@@ -233,3 +233,21 @@ def test_a_demoted_operator_cannot_go_on_changing_the_profile_without_refreshing
     assert error_code(refused) == "session_not_active"
     assert backend.get(f"/v1/users/{user['id']}").json()["first_name"] == "Ada"
     assert backend.get(f"/v1/sessions/{session_id}").json()["status"] == "revoked"
+
+
+def test_an_actor_named_only_by_an_operator_id_is_shown_by_name(
+        backend: TestClient, browser: TestClient, instance: Instance) -> None:
+    user = create_user(backend)
+    with instance.transaction() as db:
+        sam = operators.create(db, instance, email="sam@support.test", role="support",
+                               password="long enough", name="Sam Support")
+        sam_id = sam.id
+    session_id = redeem(browser, create_actor_token(backend, user["id"], sub=sam_id)["token"])
+    act = claims(mint(browser, session_id))["act"]
+    assert (act["sub"], act["name"], act["email"]) == (sam_id, "Sam Support", "sam@support.test")
+
+    with TestClient(browser.app, base_url="https://actas.test",
+                    headers={"Origin": "http://localhost:3000"}) as other:
+        named = redeem(other, create_actor_token(backend, user["id"], sub=sam_id,
+                                                 actor={"name": "S."})["token"])
+        assert claims(mint(other, named))["act"]["name"] == "S."  # the caller's name is kept

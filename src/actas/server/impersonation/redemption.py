@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session as Db
@@ -36,9 +37,9 @@ from actas._errors import (
     TicketRevoked,
     TooManyRequests,
 )
-from actas.server import credentials, rate_limits, sessions
+from actas.server import credentials, operators, rate_limits, sessions
 from actas.server.audit import Record, RequestOrigin
-from actas.server.db.schema import ActorToken, Client, RateLimitCounter
+from actas.server.db.schema import ActorToken, Client, Operator, RateLimitCounter
 from actas.server.db.schema import Session as SessionRow
 from actas.server.impersonation import actor_tokens, policy
 from actas.server.impersonation.actor_tokens import TICKET_PREFIX
@@ -125,6 +126,7 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
     user = policy.recheck(db, instance.settings, token)
     actor = {**token.actor}
     actor.setdefault("sid", token.id)
+    _name_the_operator(db, actor)
     # RFC 8693's act.iss: who vouches for this actor, here the actas instance.
     actor.setdefault("iss", instance.settings.frontend_api_url)
     mode = token.mode
@@ -153,6 +155,20 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
         data={"actor": actor, "mode": mode}))
     db.flush()
     return session
+
+
+def _name_the_operator(db: Db, actor: dict[str, Any]) -> None:
+    """An actor named only by an operator's id (``op_…``, as Backend API callers often
+    send it) gets that operator's name, so that the banner, the user's access history
+    and the dashboard say who, not ``op_01M8…``. A name the caller gave is kept."""
+    sub = actor.get("sub")
+    if "name" in actor or "email" in actor or not isinstance(sub, str) \
+            or not sub.startswith(f"{operators.OPERATOR}_"):
+        return
+    operator = db.get(Operator, sub)
+    if operator is not None:
+        actor["name"] = operator.name or operator.email_address
+        actor["email"] = operator.email_address
 
 
 def _why_not(token: ActorToken | None) -> TicketRejected:
