@@ -114,10 +114,14 @@ def test_support_engineer_impersonates_a_user_and_stops(context: BrowserContext,
     page.get_by_role("button", name="Delete my account").click()
     expect(page.get_by_test_id("delete-result")).to_contain_text("read-only")
 
-    # Stop impersonating: the banner goes, and this browser is no longer Ada.
+    # Stop impersonating: the banner goes, this browser is no longer Ada, and the page
+    # says the impersonation ended, with the way back to the dashboard.
     page.get_by_test_id("actas-stop-impersonating").click()
     expect(banner).to_have_count(0)
     expect(page.locator("#signed-out")).to_be_visible()
+    expect(page.get_by_test_id("impersonation-ended")).to_be_visible()
+    expect(page.get_by_role("link", name="Back to the actas dashboard")).to_have_attribute(
+        "href", f"{stack.actas_url}/dashboard/impersonations")
     screenshot(page, "05-stopped")
 
     # Every step actas took part in is in the audit log, whose chain verifies. (The

@@ -86,9 +86,16 @@ $("address-form").addEventListener("submit", async (event) => {
 
 $("sign-out").addEventListener("click", async () => { await actas.getAuth().signOut(); });
 
+// An impersonator who stops (or is stopped) is told so, with a way back to the dashboard.
+$("back-to-dashboard").href = `${actasUrl}/dashboard/impersonations`;
+let wasImpersonating = Boolean(actas.getAuth().actor);
+
 let last = null;
 actas.on("change", () => {
   const auth = actas.getAuth();
+  if (wasImpersonating && !auth.actor) $("impersonation-ended").hidden = false;
+  if (auth.actor) $("impersonation-ended").hidden = true;
+  wasImpersonating = Boolean(auth.actor);
   const key = `${auth.isSignedIn}:${auth.sessionId}:${auth.actor ? auth.actor.sub : ""}:${auth.impersonation?.mode ?? ""}`;
   if (key !== last) { last = key; render(); }
 });
