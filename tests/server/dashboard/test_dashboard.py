@@ -422,3 +422,20 @@ def test_a_second_impersonation_in_the_same_browser_is_stopped_before_a_ticket(
     third = dashboard.post(f"/dashboard/users/{bob['id']}/impersonate",
                            data={"csrf_token": token, "reason": "Ticket #2"})
     assert third.status_code == 303  # free again
+
+
+def test_the_audit_log_names_people_with_their_ids_beside(
+        dashboard: TestClient, backend: TestClient, instance: Instance) -> None:
+    operator_id = _operator(instance, "alice@support.test", "support")
+    ada = create_user(backend, first_name="Ada", last_name="Lovelace")
+    token = sign_in(dashboard, "alice@support.test")
+    first = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
+                           data={"csrf_token": token, "reason": "Ticket #3"})
+    dashboard.get(first.headers["location"])
+
+    page = dashboard.get("/dashboard/audit").text
+
+    assert f'<span title="{operator_id}">Alice</span> <code class="id">{operator_id}</code>' \
+        in page
+    assert f'title="{ada["id"]}">Ada Lovelace</a>' in page
+    assert 'href="/dashboard/impersonations/sess_' in page
