@@ -52,10 +52,20 @@ def _open_user(page: Page, stack: Stack, email: str) -> None:
     page.get_by_role("link", name="Open").first.click()
 
 
-def _impersonate_from_dashboard(page: Page, stack: Stack, email: str, reason: str) -> None:
+def _submit_impersonation(page: Page, stack: Stack) -> Page:
+    """Press *Impersonate user*: the application opens in a new tab, which is returned;
+    the dashboard stays where it was."""
+    with page.context.expect_page() as opened:
+        page.get_by_role("button", name="Impersonate user").click()
+    app = opened.value
+    app.wait_for_url(re.compile(re.escape(stack.app_url)))
+    return app
+
+
+def _impersonate_from_dashboard(page: Page, stack: Stack, email: str, reason: str) -> Page:
     _open_user(page, stack, email)
     page.get_by_label("Reason").fill(reason)
-    page.get_by_role("button", name="Impersonate user").click()
+    return _submit_impersonation(page, stack)
 
 
 def test_support_engineer_impersonates_a_user_and_stops(context: BrowserContext,
@@ -66,16 +76,18 @@ def test_support_engineer_impersonates_a_user_and_stops(context: BrowserContext,
 
     page.get_by_label("Search").fill("lovelace")
     page.get_by_role("button", name="Search").click()
-    expect(page.get_by_role("link", name="Ada Lovelace")).to_be_visible()
-    page.get_by_role("link", name="Ada Lovelace").click()
+    expect(page.get_by_role("link", name="Ada Lovelace", exact=True)).to_be_visible()
+    page.get_by_role("link", name="Ada Lovelace", exact=True).click()
     expect(page.get_by_role("heading", name="Impersonate user")).to_be_visible()
     screenshot(page, "02-user-detail")
 
     page.get_by_label("Reason").fill(REASON)
-    page.get_by_role("button", name="Impersonate user").click()
+    dashboard = page
+    page = _submit_impersonation(dashboard, stack)
+    # The dashboard stays in its own tab, on Ada's page.
+    expect(dashboard.get_by_role("heading", name="Impersonate user")).to_be_visible()
 
-    # Landed in the application, as Ada, with the banner saying so.
-    page.wait_for_url(re.compile(re.escape(stack.app_url)))
+    # Landed in the application, in a new tab, as Ada, with the banner saying so.
     banner = page.locator(BANNER)
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("Ada Lovelace")
@@ -109,6 +121,17 @@ def test_support_engineer_impersonates_a_user_and_stops(context: BrowserContext,
     }""")
     assert forced == [403, "impersonation_read_only"]
     screenshot(page, "04-read-only-write-refused")
+
+    # Back in the dashboard tab: the live list names both limits and counts them down
+    # without a reload.
+    dashboard.goto(f"{stack.actas_url}/dashboard/impersonations")
+    row = dashboard.locator("tr", has_text=REASON)
+    hard, idle = row.get_by_test_id("hard-limit"), row.get_by_test_id("idle-limit")
+    expect(hard).to_have_text(re.compile(r"^\d+:\d\d$"))
+    expect(idle).to_have_text(re.compile(r"^\d+:\d\d$"))
+    first = hard.inner_text()
+    expect(hard).not_to_have_text(first)  # the page's script ticks it
+    screenshot(dashboard, "04b-live-impersonations")
 
     # A sensitive action is refused too (read-only refuses it first), and the page says so.
     page.get_by_role("button", name="Delete my account").click()
@@ -163,12 +186,11 @@ def test_banner_counts_down_and_the_session_ends_at_its_hard_limit(
 def test_end_now_signs_the_app_out_within_one_token_lifetime(
         browser_context_pair: tuple[BrowserContext, BrowserContext], stack: Stack) -> None:
     support, owner = browser_context_pair
-    app = support.new_page()
-    minted: list[Response] = []
-    app.on("response", lambda r: minted.append(r) if TOKENS_PATH.search(r.url) else None)
-    dashboard_sign_in(app, stack, "support@example.com")
-    _impersonate_from_dashboard(app, stack, "alan@example.com", "End-now test")
-    app.wait_for_url(re.compile(re.escape(stack.app_url)))
+    minted: list[Response] = []  # from every tab of the support engineer's browser
+    support.on("response", lambda r: minted.append(r) if TOKENS_PATH.search(r.url) else None)
+    operator = support.new_page()
+    dashboard_sign_in(operator, stack, "support@example.com")
+    app = _impersonate_from_dashboard(operator, stack, "alan@example.com", "End-now test")
     expect(app.locator(BANNER)).to_be_visible()
 
     dashboard = owner.new_page()
@@ -208,8 +230,7 @@ def test_the_user_sees_who_accessed_their_account(
     reason = "Access history test: refund question"
     operator = support.new_page()
     dashboard_sign_in(operator, stack, "support@example.com")
-    _impersonate_from_dashboard(operator, stack, "ada@example.com", reason)
-    operator.wait_for_url(re.compile(re.escape(stack.app_url)))
+    operator = _impersonate_from_dashboard(operator, stack, "ada@example.com", reason)
     expect(operator.get_by_test_id("orders")).not_to_be_empty()
     session_id = operator.evaluate("""async () => {
         const token = document.cookie.match(/__session=([^;]+)/)[1];
@@ -250,9 +271,7 @@ def test_a_full_impersonation_may_change_the_address_but_not_delete_the_account(
     expect(page.get_by_label("Read-only")).to_be_checked()  # the dashboard's default
     page.get_by_label("Full").check()
     page.get_by_label("Reason").fill("Full-mode test: fix the shipping address")
-    page.get_by_role("button", name="Impersonate user").click()
-
-    page.wait_for_url(re.compile(re.escape(stack.app_url)))
+    page = _submit_impersonation(page, stack)
     banner = page.locator(BANNER)
     expect(banner).to_be_visible()
     expect(banner).not_to_contain_text("read-only")

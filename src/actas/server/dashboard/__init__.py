@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from actas._errors import ActasError
 from actas.server.dashboard import (
+    assets,
     audit_log,
     impersonations,
     landing,
@@ -25,7 +26,7 @@ from actas.server.dashboard import users as users_pages
 from actas.server.http import errors
 
 router = APIRouter(include_in_schema=False)
-for module in (landing, sign_in, users_pages, impersonations, audit_log, operators_pages):
+for module in (assets, landing, sign_in, users_pages, impersonations, audit_log, operators_pages):
     router.include_router(module.router)
 
 

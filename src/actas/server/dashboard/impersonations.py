@@ -4,6 +4,7 @@ done in the application, and its audit events in order."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -12,7 +13,7 @@ from starlette.responses import Response
 
 from actas._errors import PermissionDenied, SessionNotActive
 from actas.server import operators, sessions
-from actas.server.dashboard import operator_sessions, pages
+from actas.server.dashboard import audit_log, operator_sessions, pages
 from actas.server.db.schema import ActorToken, AuditEvent, User
 from actas.server.db.schema import Session as SessionRow
 from actas.server.http.origins import instance_of, request_origin
@@ -32,8 +33,7 @@ def live(request: Request) -> Response:
         user_ids = {s.user_id for s in rows}
         people = {u.id: u for u in db.scalars(select(User).where(User.id.in_(user_ids)))}
         reasons = actor_tokens.reasons_of(db, rows)
-        live_rows = [(s, people.get(s.user_id), reasons.get(s.id),
-                      min(s.expire_at, s.abandon_at) - now) for s in rows]
+        live_rows = [(s, people.get(s.user_id), reasons.get(s.id)) for s in rows]
         return pages.render(request, "impersonations.html", me=signed_in, rows=live_rows,
                             can_end_all=signed_in.operator.role == "owner",
                             notice=request.query_params.get("notice"))
@@ -57,10 +57,40 @@ def detail(request: Request, session_id: str) -> Response:
         events = db.scalars(select(AuditEvent).where(AuditEvent.user_id == row.user_id, mine)
                             .order_by(AuditEvent.seq).limit(500)).all()
         done = activity.of_sessions(db, [row.id]).get(row.id)
+        names = audit_log.names_of(db, events)
+        status = sessions.effective_status(row, now)
         return pages.render(
             request, "impersonation.html", me=signed_in, s=row, user=db.get(User, row.user_id),
-            token=token, status=sessions.effective_status(row, now), events=events, done=done,
-            left=min(row.expire_at, row.abandon_at) - now)
+            token=token, status=status, events=events, done=done, names=names,
+            how_it_ended=how_it_ended(row, status, events, names),
+            may_end=operators.IMPERSONATE in signed_in.permissions)
+
+
+_ENDED_BY = {"policy": "actas, because the policy no longer allowed it",
+             "ban": "actas, because the user was banned",
+             "password_change": "the user's password change",
+             "user": "the user deleting their account",
+             "backend_api": "the Backend API (a secret key)",
+             "kill_switch": "the kill switch"}
+
+
+def how_it_ended(row: SessionRow, status: str, events: Sequence[AuditEvent],
+                 names: dict[str, str]) -> str | None:
+    """One sentence a person reads: which limit it reached, or who ended it."""
+    if status == "active":
+        return None
+    if status == "expired":
+        return "It reached its hard limit."
+    if status == "abandoned":
+        return "It reached its idle limit: nothing used it for too long."
+    if status == "ended":
+        return "The impersonator stopped it (Stop impersonating)."
+    by = next((e.data.get("ended_by") for e in reversed(events)
+               if e.type == "session.revoked" and e.data), None)
+    if isinstance(by, str):
+        who = names.get(by) or _ENDED_BY.get(by, by)
+        return f"Ended by {who}."
+    return "Ended by someone other than the impersonator."
 
 
 @router.post("/dashboard/impersonations/{session_id}/end")

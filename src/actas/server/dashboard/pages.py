@@ -8,7 +8,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Request
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
+from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from actas.server.http.origins import instance_of
@@ -25,6 +27,43 @@ def _when(ms: int | None) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat(timespec="seconds")
+
+
+def relative(ms: int, now: int) -> str:
+    """"3 min ago", "in 2 h": how a person reads a time near now. The absolute time
+    stays beside it (see ``ago``); the dashboard's script keeps both current."""
+    delta = (now - ms) // 1000
+    future, seconds = delta < 0, abs(delta)
+    if seconds < 45:
+        return "just now" if not future else "in a few seconds"
+    unit, size = next(((u, s) for u, s in (("d", 86400), ("h", 3600)) if seconds >= s),
+                      ("min", 60))  # 45 s and up reads as a minute
+    amount = max(1, seconds // size)  # whole units passed, as the page's script counts
+    if unit == "d" and amount > 30:
+        return _when(ms)[:10]
+    return f"in {amount} {unit}" if future else f"{amount} {unit} ago"
+
+
+@pass_context
+def _ago(context: Context, ms: int | None) -> Markup:
+    """A ``<time>`` that reads "3 min ago" with the exact UTC time on hover and to
+    assistive technology; the page's script refreshes the words."""
+    if ms is None:
+        return Markup("—")
+    now = context.get("now")
+    words = relative(ms, now) if isinstance(now, int) else _when(ms)
+    return Markup('<time class="ago" datetime="{}" data-ms="{}" title="{}">{}</time>').format(
+        iso(ms), ms, _when(ms), words)
+
+
+def _initials(name: str | None) -> str:
+    words = [w for w in (name or "").replace("@", " ").replace(".", " ").split() if w]
+    letters = "".join(w[0] for w in words[:2]).upper()
+    return letters or "?"
+
+
 def _duration(ms: int | None) -> str:
     if ms is None:
         return "—"
@@ -36,6 +75,9 @@ def _duration(ms: int | None) -> str:
 
 _env.filters["when"] = _when
 _env.filters["duration"] = _duration
+_env.filters["ago"] = _ago
+_env.filters["iso"] = iso
+_env.filters["initials"] = _initials
 
 
 def security_headers(request: Request, response: Response) -> Response:
@@ -56,6 +98,7 @@ def security_headers(request: Request, response: Response) -> Response:
 
 def render(request: Request, template: str, *, status_code: int = 200, **context: Any
            ) -> HTMLResponse:
+    context.setdefault("now", instance_of(request).now_ms())
     html = _env.get_template(template).render(request=request, **context)
     return security_headers(request, HTMLResponse(html, status_code=status_code))  # type: ignore[return-value]
 
@@ -64,11 +107,3 @@ def redirect(request: Request, url: str) -> RedirectResponse:
     response = RedirectResponse(url, status_code=303)
     security_headers(request, response)
     return response
-
-
-def stylesheet() -> str:
-    return (_HERE / "static" / "dashboard.css").read_text()
-
-
-def favicon() -> str:
-    return (_HERE / "static" / "favicon.svg").read_text()

@@ -1,4 +1,4 @@
-"""Operator sign-in and sign-out (argon2id, rate-limited), and the stylesheet."""
+"""Operator sign-in and sign-out (argon2id, rate-limited)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,6 @@ from actas.server.http.origins import instance_of, request_origin
 router = APIRouter()
 
 FAILED = "operator.sign_in_failed"
-
-
-@router.get("/dashboard/dashboard.css")
-def stylesheet() -> Response:
-    return Response(pages.stylesheet(), media_type="text/css",
-                    headers={"Cache-Control": "public, max-age=300"})
 
 
 def next_page(value: str | None) -> str:
@@ -82,7 +76,8 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
         if operator is None or operator.disabled:
             raise InvalidCredentials()
     except InvalidCredentials:
-        instance.record_alone(Record(type=FAILED, actor_sub=email, origin=origin))
+        instance.record_alone(Record(type=FAILED, origin=origin,
+                                     data={"identifier": email}))
         return _form(request, status_code=401, email=email, next_url=next_url,
                      error="That email address and password do not match an operator.")
     with instance.transaction() as db:

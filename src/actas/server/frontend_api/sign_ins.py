@@ -99,8 +99,10 @@ def sign_in(request: Request, response: Response, body: SignInBody,
         # (against a dummy hash), so the timing does not reveal which accounts exist.
         instance.passwords.verify(stored_hash, body.password)
     except InvalidCredentials:
-        instance.record_alone(Record(type=SIGN_IN_FAILED, actor_sub=identifier,
-                                     user_id=user.id if user else None, origin=origin))
+        instance.record_alone(Record(
+            # Nobody is established as the actor of a failed sign-in: what was tried is data.
+            type=SIGN_IN_FAILED, user_id=user.id if user else None, origin=origin,
+            data={"identifier": identifier}))
         raise
     with instance.transaction() as db:
         rate_limits.refund(db, charge)  # not a failure; undone if this transaction fails

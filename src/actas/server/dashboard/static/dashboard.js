@@ -1,0 +1,57 @@
+// actas dashboard: keeps times current without a reload. Nothing here is needed to
+// use the dashboard; without it the server-rendered values simply stay as rendered.
+//
+// - <time class="ago" data-ms>: "3 min ago", refreshed every 15 s.
+// - <span class="timer" data-ends-at>: a countdown (m:ss, or h mm), refreshed every
+//   second; at zero it says what the element's data-done text says.
+// The page carries the server's clock (body[data-now]) so that a browser whose clock
+// is off still counts down to the server's limits.
+(() => {
+  "use strict";
+  const serverNow = Number(document.body.dataset.now || Date.now());
+  const skew = serverNow - Date.now();
+  const now = () => Date.now() + skew;
+
+  function relative(ms) {
+    const delta = Math.trunc((now() - ms) / 1000);
+    const future = delta < 0;
+    const seconds = Math.abs(delta);
+    if (seconds < 45) return future ? "in a few seconds" : "just now";
+    // Whole units passed, as the server writes them (pages.relative).
+    let size = 60, unit = "min";
+    if (seconds >= 86400) { size = 86400; unit = "d"; }
+    else if (seconds >= 3600) { size = 3600; unit = "h"; }
+    const amount = Math.max(1, Math.floor(seconds / size));
+    if (unit === "d" && amount > 30) return new Date(ms).toISOString().slice(0, 10);
+    return future ? `in ${amount} ${unit}` : `${amount} ${unit} ago`;
+  }
+
+  function remaining(ms) {
+    const seconds = Math.max(0, Math.floor((ms - now()) / 1000));
+    if (seconds >= 3600) {
+      const h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60);
+      return `${h} h ${String(m).padStart(2, "0")} min`;
+    }
+    return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
+  }
+
+  function tickTimers() {
+    for (const el of document.querySelectorAll(".timer[data-ends-at]")) {
+      const ends = Number(el.dataset.endsAt);
+      const text = ends <= now() ? (el.dataset.done || "0:00") : remaining(ends);
+      if (el.textContent !== text) el.textContent = text;
+    }
+  }
+
+  function tickTimes() {
+    for (const el of document.querySelectorAll("time.ago[data-ms]")) {
+      const text = relative(Number(el.dataset.ms));
+      if (el.textContent !== text) el.textContent = text;
+    }
+  }
+
+  tickTimers();
+  tickTimes();
+  setInterval(tickTimers, 1000);
+  setInterval(tickTimes, 15000);
+})();
