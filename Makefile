@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck pytest jstest system-deps clean
+.PHONY: run test bench lint typecheck pytest jstest system-deps screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ bench: $(STAMP)
 jstest:
 	cd js && npm ci --no-audit --no-fund && npm test
 	node js/scripts/build.mjs --check
+
+## screenshots: the README's screenshots, taken by the browser tests (1280 px and 390 px)
+README_SHOTS := 01-dashboard-users 02-user-detail 03-app-impersonating 04b-live-impersonations \
+                06-audit-log page-audit-event-1280 10-user-access-history page-user-390 \
+                page-impersonations-390
+screenshots: $(STAMP) system-deps jstest
+	ACTAS_TEST_BACKENDS=sqlite $(BIN)/pytest tests/e2e -q
+	mkdir -p docs/screenshots
+	for shot in $(README_SHOTS); do cp test-artifacts/screenshots/$$shot.png docs/screenshots/; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench

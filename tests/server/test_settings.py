@@ -144,3 +144,12 @@ def test_secrets_never_show_in_repr_or_str(tmp_path: Path) -> None:
                   str(settings.instance_secret), f"{settings.secret_key}"):
         assert secret_key not in shown
         assert INSTANCE_SECRET not in shown
+
+
+def test_trusted_proxies_are_networks_and_a_wildcard_is_refused(tmp_path: Path) -> None:
+    settings = _load(tmp_path, {"ACTAS_TRUSTED_PROXIES": "10.0.0.5, 10.1.0.0/16,::1"})
+    assert settings.trusted_proxies == ("10.0.0.5/32", "10.1.0.0/16", "::1/128")
+    assert _load(tmp_path).trusted_proxies == ()
+    for bad in ("*", "proxy.internal", "10.0.0.0/33"):
+        with pytest.raises(ConfigurationInvalid, match="ACTAS_TRUSTED_PROXIES"):
+            _load(tmp_path, {"ACTAS_TRUSTED_PROXIES": bad})

@@ -14,7 +14,7 @@ from typing import Any
 
 from actas._errors import ActasError, ConfigurationInvalid, ResourceNotFound
 from actas.server.instance import Instance
-from actas.server.settings import load_settings
+from actas.server.settings import Settings, load_settings
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -144,13 +144,23 @@ def _require_database(database_url: str) -> None:
             "make run keep theirs in .actas/dev) or --database-url.")
 
 
-# uvicorn with its C parts (uvloop, httptools); no proxy headers (actas trusts the socket).
+# uvicorn with its C parts (uvloop, httptools); proxy headers only from the proxies
+# ACTAS_TRUSTED_PROXIES names (see server_options), otherwise the socket's peer is the client.
 # With --workers, uvicorn kills and restarts a worker that does not answer its health
 # check in time: 5 s by default, which a worker starting on a saturated machine can
 # miss (seen under load: a healthy worker killed while starting). 60 s still finds a
 # hung one.
 SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "log_level": "info",
                                   "proxy_headers": False, "timeout_worker_healthcheck": 60}
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for these settings: X-Forwarded-For and -Proto are believed
+    from the trusted proxies only, so rate limits and the audit log see the client."""
+    if not settings.trusted_proxies:
+        return dict(SERVER_OPTIONS)
+    return {**SERVER_OPTIONS, "proxy_headers": True,
+            "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
 
 
 def _serve(args: argparse.Namespace) -> None:
@@ -189,11 +199,11 @@ def _serve(args: argparse.Namespace) -> None:
         os.environ.update({name: value for name, value in flags.items() if value})
         instance.engine.dispose()
         uvicorn.run("actas.server.app:from_environment", factory=True, workers=args.workers,
-                    host=settings.host, port=settings.port, **SERVER_OPTIONS)
+                    host=settings.host, port=settings.port, **server_options(settings))
         return
     log_redaction.install()
     uvicorn.run(create_app(instance, background=True), host=settings.host, port=settings.port,
-                **SERVER_OPTIONS)
+                **server_options(settings))
 
 
 def _has_operators(instance: Instance) -> bool:

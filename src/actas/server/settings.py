@@ -9,6 +9,7 @@ the server reads the environment.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -69,6 +70,9 @@ class Settings:
     # "<metadata>.<key>=<value>" alternatives that make a user protected.
     protected_metadata_rules: tuple[str, ...] = (
         "public_metadata.role=admin", "private_metadata.role=admin")
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For / -Proto actas
+    # believes; none by default: the socket's peer is the client.
+    trusted_proxies: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -114,6 +118,7 @@ _ENV = {
     "impersonation_activity_retention_days": "ACTAS_IMPERSONATION_ACTIVITY_RETENTION_DAYS",
     "protected_metadata_rules": "ACTAS_PROTECTED_METADATA_RULES",
     "webhooks_allow_private_networks": "ACTAS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS",
+    "trusted_proxies": "ACTAS_TRUSTED_PROXIES",
     "sign_ups_per_address": "ACTAS_SIGN_UPS_PER_ADDRESS",
     "ticket_failures_per_address": "ACTAS_TICKET_FAILURES_PER_ADDRESS",
     "ticket_failures_per_ticket": "ACTAS_TICKET_FAILURES_PER_TICKET",
@@ -200,6 +205,8 @@ def load_settings(
         values["full_impersonation_roles"] = _roles(raw["full_impersonation_roles"])
     if "protected_metadata_rules" in raw:
         values["protected_metadata_rules"] = _rules(raw["protected_metadata_rules"])
+    if "trusted_proxies" in raw:
+        values["trusted_proxies"] = _networks(raw["trusted_proxies"])
     if "extra" in raw:
         values["extra"] = dict(raw["extra"])
 
@@ -250,6 +257,22 @@ def _rules(value: Any) -> tuple[str, ...]:
                 f"'public_metadata.role=admin', got {rule!r}."
             )
     return tuple(filter(None, rules))
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    """Addresses or CIDR networks, as uvicorn's ``forwarded_allow_ips`` takes them. A
+    wildcard is refused: believing every peer lets any client choose its address."""
+    items = [i.strip() for i in value.split(",")] if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in filter(None, items):
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise ConfigurationInvalid(
+                "ACTAS_TRUSTED_PROXIES lists the addresses or networks of your reverse "
+                f"proxies, comma-separated (e.g. 10.0.0.5,10.1.0.0/16); got {item!r}."
+            ) from None
+    return tuple(out)
 
 
 def _bool(name: str, value: Any) -> bool:

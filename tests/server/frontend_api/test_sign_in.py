@@ -115,6 +115,8 @@ def test_password_guessing_is_limited_and_audited(backend: TestClient, browser: 
     limited = browser.post("/v1/client/sign_ins",
                            json={"identifier": "ADA@example.com", "password": PASSWORD})
     assert limited.status_code == 429 and error_code(limited) == "too_many_requests"
+    wait = limited.json()["errors"][0]["meta"]["retry_after_seconds"]
+    assert int(limited.headers["Retry-After"]) == wait > 0
     failures = backend.get("/v1/audit_events",
                            params={"type": "user.sign_in_failed", "limit": 50}).json()["data"]
     assert len(failures) == 10 and failures[0]["actor_sub"] is None

@@ -33,5 +33,6 @@ def openid_configuration(request: Request, response: Response) -> dict[str, Any]
         "jwks_uri": f"{settings.frontend_api_url}/.well-known/jwks.json",
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [settings.signing_algorithm],
-        "claims_supported": ["iss", "sub", "sid", "azp", "iat", "nbf", "exp", "jti", "v", "act"],
+        "claims_supported": ["iss", "sub", "sid", "azp", "iat", "nbf", "exp", "jti", "v", "act",
+                             "act_mode"],
     }

@@ -54,7 +54,11 @@ def envelope(status: int, *errors: dict[str, Any], headers: dict[str, str] | Non
 
 
 def error_response(error: ActasError) -> JSONResponse:
-    return envelope(error.http_status, error.to_dict())
+    response = envelope(error.http_status, error.to_dict())
+    retry_after = error.meta.get("retry_after_seconds")
+    if error.http_status == 429 and isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(max(1, retry_after))  # RFC 9110 §10.2.3
+    return response
 
 
 def _validation_error(error: dict[str, Any]) -> dict[str, Any]:
