@@ -16,6 +16,8 @@ Framework integrations live in ``actas.integrations``; the server in
 from actas._activity import ActivityReporter
 from actas._auth import Actor, Auth
 from actas._errors import (
+    AccessRequestNotNeeded,
+    AccessRequestNotPending,
     ActasError,
     ActorTokenNotPending,
     AuthenticationFailed,
@@ -23,6 +25,8 @@ from actas._errors import (
     FormParamInvalid,
     IdentifierExists,
     ImpersonatedSessionForbidden,
+    ImpersonationConsentRequired,
+    ImpersonationForbiddenByUser,
     ImpersonationModeNotPermitted,
     ImpersonationNested,
     ImpersonationNotPermitted,
@@ -68,6 +72,8 @@ from actas._requests import authenticate_request
 from actas._verifier import Verifier
 
 __all__ = [
+    "AccessRequestNotNeeded",
+    "AccessRequestNotPending",
     "ActasError",
     "ActivityReporter",
     "Actor",
@@ -79,6 +85,8 @@ __all__ = [
     "FormParamInvalid",
     "IdentifierExists",
     "ImpersonatedSessionForbidden",
+    "ImpersonationConsentRequired",
+    "ImpersonationForbiddenByUser",
     "ImpersonationModeNotPermitted",
     "ImpersonationNested",
     "ImpersonationNotPermitted",

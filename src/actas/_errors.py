@@ -13,6 +13,8 @@ travels as ``meta`` (never a secret).
     │   ├── SessionNotActive            session_not_active     400
     │   ├── NotImpersonating            session_not_impersonated 400
     │   ├── ActorTokenNotPending        actor_token_not_pending 400
+    │   ├── AccessRequestNotPending     access_request_not_pending 400
+    │   ├── AccessRequestNotNeeded      access_request_not_needed 400
     │   ├── WebhookUrlNotAllowed        webhook_url_not_allowed 422
     │   └── TicketRejected              ticket_*               400
     │       ├── TicketInvalid           ticket_invalid
@@ -47,6 +49,8 @@ travels as ``meta`` (never a secret).
     │       ├── ImpersonationTargetNotFound   impersonation_target_not_found
     │       ├── ImpersonationTargetProtected  impersonation_target_protected
     │       ├── ImpersonationNested           impersonation_nested
+    │       ├── ImpersonationConsentRequired  impersonation_consent_required
+    │       ├── ImpersonationForbiddenByUser  impersonation_forbidden_by_user
     │       └── ImpersonationReasonRequired   impersonation_reason_required
     ├── ResourceNotFound                resource_not_found     404
     ├── RequestTooLarge                 request_body_too_large 413
@@ -59,6 +63,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "AccessRequestNotNeeded",
+    "AccessRequestNotPending",
     "ActasError",
     "ActorTokenNotPending",
     "AuthenticationFailed",
@@ -66,6 +72,8 @@ __all__ = [
     "FormParamInvalid",
     "IdentifierExists",
     "ImpersonatedSessionForbidden",
+    "ImpersonationConsentRequired",
+    "ImpersonationForbiddenByUser",
     "ImpersonationModeNotPermitted",
     "ImpersonationNested",
     "ImpersonationNotPermitted",
@@ -255,6 +263,21 @@ class NotImpersonating(InvalidRequest):
     default_message = "This session is not an impersonation."
 
 
+class AccessRequestNotPending(InvalidRequest):
+    """The access request was already answered, withdrawn or lapsed; ``meta.status``
+    says which."""
+
+    code = "access_request_not_pending"
+    default_message = "This access request is no longer waiting for an answer."
+
+
+class AccessRequestNotNeeded(InvalidRequest):
+    """The user's preference makes an access request pointless (``meta.preference``)."""
+
+    code = "access_request_not_needed"
+    default_message = "This user allows impersonation without being asked."
+
+
 class ActorTokenNotPending(InvalidRequest):
     """Only a pending actor token can be revoked; ``meta.status`` says what it is."""
 
@@ -358,6 +381,24 @@ class ImpersonationTargetProtected(ImpersonationRefused):
 class ImpersonationNested(ImpersonationRefused):
     code = "impersonation_nested"
     default_message = "You are already impersonating someone; nested impersonation is off."
+
+
+class ImpersonationConsentRequired(ImpersonationRefused):
+    """The user asks to be asked: no grant of theirs covers this impersonation."""
+
+    code = "impersonation_consent_required"
+    default_message = (
+        "This user asks to be asked first: request access, and impersonate them once they "
+        "grant it.")
+
+
+class ImpersonationForbiddenByUser(ImpersonationRefused):
+    """The user does not allow impersonation; only an override (owners) passes."""
+
+    code = "impersonation_forbidden_by_user"
+    default_message = (
+        "This user does not allow impersonation. Only an owner may override that, with a "
+        "reason, and the user is told.")
 
 
 class ImpersonationReasonRequired(ImpersonationRefused):

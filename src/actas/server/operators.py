@@ -26,9 +26,12 @@ OPERATOR = "op"
 
 IMPERSONATE = "impersonate"
 IMPERSONATE_PROTECTED = "impersonate:protected"
+# Impersonate a user whose preference is "never" (or "ask", without their grant),
+# deliberately (``override``), with a reason; the user is told.
+IMPERSONATE_OVERRIDE = "impersonate:override"
 
 PERMISSIONS: dict[Role, frozenset[str]] = {
-    "owner": frozenset({IMPERSONATE, IMPERSONATE_PROTECTED}),
+    "owner": frozenset({IMPERSONATE, IMPERSONATE_PROTECTED, IMPERSONATE_OVERRIDE}),
     "admin": frozenset({IMPERSONATE}),
     "support": frozenset({IMPERSONATE}),
     "viewer": frozenset(),

@@ -12,8 +12,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from actas.server.db.schema import ActorToken, AuditEvent, Client, EmailAddress, User
+from actas.server.db.schema import (
+    AccessRequest,
+    ActorToken,
+    AuditEvent,
+    Client,
+    EmailAddress,
+    User,
+)
 from actas.server.db.schema import Session as SessionRow
+from actas.server.impersonation.consent import grant_status
 from actas.server.roles import READ_ONLY, Mode
 from actas.server.sessions import Status, effective_status
 
@@ -91,6 +99,9 @@ class FrontendUserObject(Resource):
     password_last_updated_at: int | None = None
     organization_memberships: list[dict[str, Any]] = []
     protected: bool = False  # actas: only impersonate:protected may impersonate this user
+    # actas: allowed | ask | never; null: the instance's default
+    # (ACTAS_IMPERSONATION_PREFERENCE_DEFAULT)
+    impersonation_preference: Literal["allowed", "ask", "never"] | None = None
     created_at: int
     updated_at: int
 
@@ -166,6 +177,9 @@ class ActorTokenObject(Resource):
     # actas additions
     mode: Mode
     reason: str | None
+    # actas: why the user's impersonation preference let it through, and the grant used
+    consent: Literal["not_needed", "granted", "override"] = "not_needed"
+    access_request_id: str | None = None
     expires_at: int
     session_max_duration_in_seconds: int
     session_id: str | None
@@ -228,6 +242,7 @@ def _user_fields(row: User) -> dict[str, Any]:
         last_sign_in_at=row.last_sign_in_at,
         banned=row.banned,
         protected=row.protected,
+        impersonation_preference=row.impersonation_preference,
         last_active_at=row.last_active_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -297,10 +312,40 @@ def actor_token_object(row: ActorToken, *, token: str | None = None, url: str | 
     return ActorTokenObject(
         id=row.id, status=row.status, user_id=row.user_id,
         actor=row.actor, token=token, url=url, mode=row.mode, reason=row.reason,
+        consent=row.consent, access_request_id=row.access_request_id,
         expires_at=row.expires_at,
         session_max_duration_in_seconds=row.session_max_duration, session_id=row.session_id,
         created_at=row.created_at, updated_at=row.updated_at,
     )
+
+
+class AccessRequestObject(BaseModel):
+    """An access request or grant: what the user is asked, or what they allowed."""
+
+    object: Literal["access_request"] = "access_request"
+    id: str
+    user_id: str
+    # pending | granted | denied | withdrawn | revoked | lapsed (never answered) |
+    # expired (the grant's window is over)
+    status: str
+    requested_by: dict[str, Any] | None  # the actor who asked; null: offered unasked
+    reason: str | None
+    mode: str  # the most it allows: read_only | full
+    session_max_duration_in_seconds: int
+    expires_at: int  # a pending request lapses then
+    granted_until: int | None
+    decided_at: int | None
+    created_at: int
+    updated_at: int
+
+
+def access_request_object(row: AccessRequest, now_ms: int) -> AccessRequestObject:
+    return AccessRequestObject(
+        id=row.id, user_id=row.user_id, status=grant_status(row, now_ms),
+        requested_by=row.requested_by, reason=row.reason, mode=row.mode,
+        session_max_duration_in_seconds=row.session_max_duration, expires_at=row.expires_at,
+        granted_until=row.granted_until, decided_at=row.decided_at, created_at=row.created_at,
+        updated_at=row.updated_at)
 
 
 def audit_event_object(row: AuditEvent) -> AuditEventObject:

@@ -70,6 +70,11 @@ class Settings:
     # "<metadata>.<key>=<value>" alternatives that make a user protected.
     protected_metadata_rules: tuple[str, ...] = (
         "public_metadata.role=admin", "private_metadata.role=admin")
+    # The user's say (actas.server.impersonation.consent): the preference of a user who
+    # set none, how long an access request waits for an answer, and the longest grant.
+    impersonation_preference_default: str = "allowed"
+    access_request_expires_in: int = 3 * DAY
+    access_grant_max_duration: int = 7 * DAY
     # Reverse proxies (addresses or networks) whose X-Forwarded-For / -Proto actas
     # believes; none by default: the socket's peer is the client.
     trusted_proxies: tuple[str, ...] = ()
@@ -119,6 +124,9 @@ _ENV = {
     "protected_metadata_rules": "ACTAS_PROTECTED_METADATA_RULES",
     "webhooks_allow_private_networks": "ACTAS_WEBHOOKS_ALLOW_PRIVATE_NETWORKS",
     "trusted_proxies": "ACTAS_TRUSTED_PROXIES",
+    "impersonation_preference_default": "ACTAS_IMPERSONATION_PREFERENCE_DEFAULT",
+    "access_request_expires_in": "ACTAS_ACCESS_REQUEST_EXPIRES_IN",
+    "access_grant_max_duration": "ACTAS_ACCESS_GRANT_MAX_DURATION",
     "sign_ups_per_address": "ACTAS_SIGN_UPS_PER_ADDRESS",
     "ticket_failures_per_address": "ACTAS_TICKET_FAILURES_PER_ADDRESS",
     "ticket_failures_per_ticket": "ACTAS_TICKET_FAILURES_PER_TICKET",
@@ -136,6 +144,8 @@ _INT_BOUNDS = {
     "sign_ups_per_address": (1, 1_000_000),
     "ticket_failures_per_address": (1, 1_000_000),
     "ticket_failures_per_ticket": (1, 1_000_000),
+    "access_request_expires_in": (60, 30 * DAY),
+    "access_grant_max_duration": (60, 90 * DAY),
 }
 
 
@@ -205,6 +215,12 @@ def load_settings(
         values["full_impersonation_roles"] = _roles(raw["full_impersonation_roles"])
     if "protected_metadata_rules" in raw:
         values["protected_metadata_rules"] = _rules(raw["protected_metadata_rules"])
+    if "impersonation_preference_default" in raw:
+        value = str(raw["impersonation_preference_default"]).strip().lower()
+        if value not in ("allowed", "ask", "never"):
+            raise ConfigurationInvalid("ACTAS_IMPERSONATION_PREFERENCE_DEFAULT must be allowed, "
+                                       f"ask or never, got {value!r}.")
+        values["impersonation_preference_default"] = value
     if "trusted_proxies" in raw:
         values["trusted_proxies"] = _networks(raw["trusted_proxies"])
     if "extra" in raw:

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Depends
 
 from actas.server.backend_api import (
+    access_requests,
     actor_tokens,
     audit_events,
     impersonations,
@@ -19,6 +20,7 @@ router.include_router(users.router)
 router.include_router(sessions.router)
 router.include_router(jwks.router)
 router.include_router(actor_tokens.router)
+router.include_router(access_requests.router)
 router.include_router(impersonations.router)
 router.include_router(audit_events.router)
 router.include_router(webhooks.router)

@@ -33,6 +33,10 @@ class CreateActorTokenBody(RequestBody):
     reason: Annotated[str, Field(max_length=1000)] | None = Field(
         None, description="actas: why; required when ACTAS_REQUIRE_REASON is on (default). "
         "When absent, `actor.reason` is used (for Clerk's SDKs, which cannot send this field).")
+    override: bool = Field(False, description="actas: impersonate a user whose "
+                           "`impersonation_preference` is `never` (or `ask`, with no grant "
+                           "covering this actor) anyway. Deliberate, needs a reason, audited, "
+                           "and the user is told.")
 
 
 @router.post("/v1/actor_tokens", response_model=ActorTokenObject,
@@ -47,7 +51,8 @@ def create_actor_token(request: Request, body: CreateActorTokenBody) -> ActorTok
     issued = actor_tokens.create(
         instance, requester=Requester.backend_api(), user_id=body.user_id, actor=body.actor,
         reason=reason, origin=request_origin(request), expires_in=body.expires_in_seconds,
-        session_max_duration=body.session_max_duration_in_seconds, mode=body.mode)
+        session_max_duration=body.session_max_duration_in_seconds, mode=body.mode,
+        override=body.override)
     return actor_token_object(issued.row, token=issued.ticket.reveal(), url=issued.url)
 
 

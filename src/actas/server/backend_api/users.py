@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from actas.server import users
 from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, request_origin
+from actas.server.impersonation import preferences
 from actas.server.resources import DeletedObject, UserObject, user_object
 
 router = APIRouter(tags=["Users"])
@@ -29,6 +30,9 @@ class CreateUserBody(RequestBody):
     unsafe_metadata: Metadata | None = None
     protected: bool = Field(False, description="actas: only actors with impersonate:protected "
                             "may impersonate this user.")
+    impersonation_preference: Literal["allowed", "ask", "never"] | None = Field(
+        None, description="actas: allowed, ask or never (see the update); null: the "
+        "instance's default.")
     skip_password_checks: bool | None = Field(
         None, description="Accepted for Clerk compatibility; actas always checks length.")
     skip_password_requirement: bool | None = Field(
@@ -46,6 +50,10 @@ class UpdateUserBody(RequestBody):
     private_metadata: Metadata | None = None
     unsafe_metadata: Metadata | None = None
     protected: bool | None = None
+    impersonation_preference: Literal["allowed", "ask", "never"] | None = Field(
+        None, description="actas: may operators impersonate this user without asking "
+        "(`allowed`), only with their grant (`ask`), or not at all (`never`, but for an "
+        "owner's override)? null: the instance's default.")
     skip_password_checks: bool | None = None
     notify_primary_email_address_changed: bool | None = Field(
         None, description="Accepted for Clerk compatibility (Clerk's SDK always sends it); "
@@ -99,6 +107,8 @@ def create_user(request: Request, body: CreateUserBody) -> UserObject:
             unsafe_metadata=body.unsafe_metadata,
             protected=body.protected,
         )
+        user.impersonation_preference = body.impersonation_preference  # no session to end yet
+        db.flush()
         return user_object(user)
 
 
@@ -163,8 +173,13 @@ def update_user(request: Request, user_id: str, body: UpdateUserBody) -> UserObj
     instance = instance_of(request)
     changes = body.model_dump(exclude_unset=True, exclude={
         "skip_password_checks", "notify_primary_email_address_changed"})
+    preference_given = "impersonation_preference" in changes
+    preference = changes.pop("impersonation_preference", None)
     with instance.transaction() as db:
         user = users.update_user(db, instance, users.get(db, user_id), changes)
+        if preference_given and preference != user.impersonation_preference:
+            preferences.set_preference(db, instance, user, preference,
+                                       origin=request_origin(request), by="backend_api")
         return user_object(user)
 
 

@@ -47,6 +47,9 @@ class User(Base):
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     # Only an actor with impersonate:protected may impersonate a protected user.
     protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    # allowed | ask | never; null: the instance's default
+    # (ACTAS_IMPERSONATION_PREFERENCE_DEFAULT). See actas.server.impersonation.consent.
+    impersonation_preference: Mapped[str | None] = mapped_column(String(8))
     last_sign_in_at: Mapped[int | None]
     last_active_at: Mapped[int | None]
     created_at: Mapped[int]
@@ -191,6 +194,9 @@ class ActorToken(Base):
     operator_id: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str | None] = mapped_column(String(1000))
     mode: Mapped[str] = mapped_column(String(16), server_default="full")  # read_only | full
+    # Why the user's preference let it through: not_needed | granted | override.
+    consent: Mapped[str] = mapped_column(String(16), server_default="not_needed")
+    access_request_id: Mapped[str | None] = mapped_column(String(40))  # the grant used
     expires_at: Mapped[int]
     session_max_duration: Mapped[int]  # seconds
     session_id: Mapped[str | None] = mapped_column(String(40))
@@ -203,6 +209,31 @@ class ActorToken(Base):
         Index("ix_actor_tokens_user_id", "user_id", "id"),
         Index("ix_actor_tokens_actor_sub", "actor_sub", "id"),
     )
+
+
+class AccessRequest(Base):
+    """A user's say in an impersonation of their account: an operator's request waiting
+    for the user's answer, or a grant (answered yes, or given unasked: then
+    ``requested_by_sub`` is null and any operator may use it) for a window of time."""
+
+    __tablename__ = "access_requests"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40), ForeignKey("users.id", ondelete="CASCADE"))
+    # pending | granted | denied | withdrawn | revoked; lapsed and expired are computed.
+    status: Mapped[str] = mapped_column(String(16))
+    requested_by_sub: Mapped[str | None] = mapped_column(String(256))  # null: offered unasked
+    requested_by: Mapped[Json | None]  # the actor object: name, email, for the user to read
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    mode: Mapped[str] = mapped_column(String(16))  # the most it allows: read_only | full
+    session_max_duration: Mapped[int]  # seconds of impersonation asked for
+    expires_at: Mapped[int]  # a pending request lapses then
+    granted_until: Mapped[int | None]  # the grant's window ends then
+    decided_at: Mapped[int | None]
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+    __table_args__ = (Index("ix_access_requests_user_id", "user_id", "id"),)
 
 
 class Operator(Base):

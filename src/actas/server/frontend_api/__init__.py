@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from actas.server.frontend_api import (
+    access,
     browser_client,
     client,
     me,
@@ -14,7 +15,7 @@ from actas.server.frontend_api import (
 from actas.server.http.errors import ERROR_RESPONSES
 
 router = APIRouter()
-for json_api in (sign_ups, sign_ins, client, me, well_known):
+for json_api in (sign_ups, sign_ins, client, me, access, well_known):
     router.include_router(json_api.router, responses=ERROR_RESPONSES)
 # A page a person opens: its errors are HTML, documented on the route itself.
 router.include_router(tickets.router)

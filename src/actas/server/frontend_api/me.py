@@ -37,7 +37,7 @@ from actas.server.resources import DeletedObject, FrontendUserObject, frontend_u
 router = APIRouter(tags=["Frontend API"])
 
 
-def _active_session(db: Db, instance: Instance, request: Request) -> tuple[SessionRow, User]:
+def active_session(db: Db, instance: Instance, request: Request) -> tuple[SessionRow, User]:
     client = current_client(db, instance, request)
     session = (db.get(SessionRow, client.last_active_session_id)
                if client and client.last_active_session_id else None)
@@ -46,7 +46,7 @@ def _active_session(db: Db, instance: Instance, request: Request) -> tuple[Sessi
     return session, users.get(db, session.user_id)
 
 
-def _forbid_impersonated(instance: Instance, request: Request, session: SessionRow,
+def forbid_impersonated(instance: Instance, request: Request, session: SessionRow,
                          action: str) -> None:
     if session.actor is None:
         return
@@ -71,7 +71,7 @@ def update_me(request: Request, body: UpdateMeBody,
               _origin: str = Depends(trusted_origin)) -> FrontendUserObject:
     instance = instance_of(request)
     with instance.transaction() as db:
-        session, _user = _active_session(db, instance, request)
+        session, _user = active_session(db, instance, request)
     read_only.require_writable(instance, request, session, "update the profile")
     changes = body.model_dump(exclude_unset=True)
     try:
@@ -123,7 +123,7 @@ class AccessObject(BaseModel):
 def get_access_history(request: Request) -> Envelope[list[AccessObject]]:
     instance = instance_of(request)
     with instance.transaction() as db:
-        _session, user = _active_session(db, instance, request)
+        _session, user = active_session(db, instance, request)
         entries = access_history.of_user(db, user.id, instance.now_ms())
     return Envelope(response=[
         AccessObject(session_id=e.session_id, actor=e.actor, reason=e.reason,
@@ -150,8 +150,8 @@ def _reauthenticate(request: Request, *, action: str, password: str
     instance = instance_of(request)
     origin = request_origin(request)
     with instance.transaction() as db:
-        session, user = _active_session(db, instance, request)
-    _forbid_impersonated(instance, request, session, action)
+        session, user = active_session(db, instance, request)
+    forbid_impersonated(instance, request, session, action)
     with instance.transaction() as db:
         charge = rate_limits.USER_SIGN_IN.spend(db, account=user.id, origin=origin,
                                                 now_ms=instance.now_ms())

@@ -27,7 +27,7 @@ from actas.server.audit import Record, RequestOrigin
 from actas.server.credentials import Secret
 from actas.server.db.schema import ActorToken
 from actas.server.db.schema import Session as SessionRow
-from actas.server.impersonation import policy
+from actas.server.impersonation import consent, policy
 from actas.server.impersonation.policy import Requester
 from actas.server.instance import Instance
 from actas.server.roles import FULL, MODES, READ_ONLY, Mode
@@ -84,10 +84,12 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
            reason: str | None, origin: RequestOrigin,
            expires_in: int = DEFAULT_EXPIRES_IN,
            session_max_duration: int = DEFAULT_SESSION_MAX_DURATION,
-           mode: Mode | None = None) -> NewActorToken:
-    """Check the policy and issue a ticket for an impersonation in ``mode``; a refusal is
-    audited and re-raised. Without a mode, an operator's is read-only and the Backend
-    API's full (as Clerk's actor tokens are)."""
+           mode: Mode | None = None, override: bool = False) -> NewActorToken:
+    """Check the policy and the user's say (``consent.require``; ``override`` asks to
+    pass a user's "never" or missing grant, for who holds ``impersonate:override``) and
+    issue a ticket for an impersonation in ``mode``; a refusal is audited and re-raised.
+    Without a mode, an operator's is read-only and the Backend API's full (as Clerk's
+    actor tokens are)."""
     if mode is None:
         mode = READ_ONLY if requester.operator is not None else FULL
     if mode not in MODES:
@@ -98,17 +100,22 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
     reason = policy.normalize_reason(reason)
     try:
         with instance.transaction() as db:
-            policy.check(db, instance.settings, requester=requester, actor=actor,
-                         user_id=user_id, reason=reason, mode=mode)
+            user = policy.check(db, instance.settings, requester=requester, actor=actor,
+                                user_id=user_id, reason=reason, mode=mode)
+            said = consent.require(db, instance.settings, user=user, actor_sub=actor_sub,
+                                   mode=mode, permissions=requester.permissions,
+                                   override=override, reason=reason,
+                                   now_ms=instance.now_ms())
             return _issue(db, instance, user_id=user_id, actor=actor, actor_sub=actor_sub,
                           operator_id=requester.operator.id if requester.operator else None,
                           reason=reason, origin=origin, expires_in=expires_in,
-                          session_max_duration=session_max_duration, mode=mode)
+                          session_max_duration=session_max_duration, mode=mode,
+                          said=said)
     except ImpersonationRefused as refusal:
         instance.record_alone(Record(
             type="impersonation.refused", actor_sub=actor_sub, user_id=user_id, reason=reason,
             origin=origin, data={"code": refusal.code, "actor": actor, "mode": mode,
-                                 "requested_by": requester.kind,
+                                 "requested_by": requester.kind, "override": override,
                                  "operator_id": requester.operator.id
                                  if requester.operator else None}))
         raise
@@ -116,14 +123,17 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
 
 def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], actor_sub: str,
            operator_id: str | None, reason: str | None, origin: RequestOrigin, expires_in: int,
-           session_max_duration: int, mode: Mode) -> NewActorToken:
+           session_max_duration: int, mode: Mode,
+           said: consent.Consent) -> NewActorToken:
     now = instance.now_ms()
     ticket = credentials.generate(TICKET_PREFIX)
     token_id = ids.new_id(ACTOR_TOKEN, now)
     row = ActorToken(
         id=token_id, token_digest=credentials.digest(ticket.reveal()), status="pending",
         user_id=user_id, actor=actor, actor_sub=actor_sub, operator_id=operator_id, reason=reason,
-        mode=mode, expires_at=now + expires_in * 1000, session_max_duration=session_max_duration,
+        mode=mode, consent=said.basis,
+        access_request_id=said.grant.id if said.grant is not None else None,
+        expires_at=now + expires_in * 1000, session_max_duration=session_max_duration,
         session_id=None, accepted_at=None, revoked_at=None, created_at=now, updated_at=now,
     )
     db.add(row)
@@ -132,7 +142,8 @@ def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], a
         type="actor_token.created", actor_sub=actor_sub, user_id=user_id,
         actor_token_id=token_id, reason=reason, origin=origin,
         data={"actor": actor, "mode": mode, "expires_at": row.expires_at,
-              "session_max_duration_in_seconds": session_max_duration}))
+              "session_max_duration_in_seconds": session_max_duration,
+              "consent": said.basis, "access_request_id": row.access_request_id}))
     return NewActorToken(row=row, ticket=ticket, url=accept_url(instance, ticket))
 
 

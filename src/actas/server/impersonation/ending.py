@@ -56,7 +56,7 @@ def require_still_allowed(db: Db, instance: Instance, session: SessionRow) -> No
     token = db.get(ActorToken, session.actor_token_id) if session.actor_token_id else None
     if token is None:
         raise ImpersonationNotPermitted("The ticket behind this impersonation no longer exists.")
-    policy.recheck(db, instance.settings, token)
+    policy.recheck(db, instance.settings, token, now_ms=instance.now_ms())
 
 
 def end_refused(instance: Instance, *, session_id: str, refusal: ImpersonationRefused,

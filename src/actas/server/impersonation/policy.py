@@ -27,6 +27,7 @@ from actas._errors import (
 )
 from actas.server import operators
 from actas.server.db.schema import ActorToken, Operator, User
+from actas.server.impersonation import consent
 from actas.server.roles import FULL, Mode
 from actas.server.settings import Settings
 
@@ -45,7 +46,8 @@ class Requester:
     @classmethod
     def backend_api(cls) -> Requester:
         return cls("backend_api", frozenset({operators.IMPERSONATE,
-                                             operators.IMPERSONATE_PROTECTED}))
+                                             operators.IMPERSONATE_PROTECTED,
+                                             operators.IMPERSONATE_OVERRIDE}))
 
     @classmethod
     def of_operator(cls, operator: Operator) -> Requester:
@@ -145,13 +147,14 @@ def require_mode_allowed(settings: Settings, requester: Requester, mode: str) ->
             "(ACTAS_FULL_IMPERSONATION_ROLES).", role=requester.operator.role, mode=mode)
 
 
-def recheck(db: Db, settings: Settings, token: ActorToken) -> User:
+def recheck(db: Db, settings: Settings, token: ActorToken, *, now_ms: int) -> User:
     """The policy again, for an impersonation already granted by ``token``.
 
     Run when the ticket is redeemed and at every token refresh of its session:
     what was allowed when the ticket was issued may not be any more (the
     operator was disabled or lost a permission, the user was banned, deleted
-    or made protected). Raises the ``ImpersonationRefused`` leaf that says why.
+    or made protected, or withdrew their consent: see ``consent.recheck``).
+    Raises the ``ImpersonationRefused`` leaf that says why.
     """
     requester = Requester.backend_api()
     operator_id = token.operator_id or _operator_named(db, token.actor_sub)
@@ -168,8 +171,11 @@ def recheck(db: Db, settings: Settings, token: ActorToken) -> User:
                     "The operator behind this impersonation may no longer impersonate "
                     f"(role {operator.role}).", role=operator.role)
             require_mode_allowed(settings, requester, token.mode)
-    return _check_target(db, settings, requester=requester, actor=token.actor,
+    user = _check_target(db, settings, requester=requester, actor=token.actor,
                          user_id=token.user_id)
+    consent.recheck(db, settings, user=user, token=token, permissions=requester.permissions,
+                    now_ms=now_ms)
+    return user
 
 
 def _operator_named(db: Db, actor_sub: str) -> str | None:

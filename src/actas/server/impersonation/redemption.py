@@ -39,7 +39,7 @@ from actas._errors import (
 )
 from actas.server import credentials, operators, rate_limits, sessions
 from actas.server.audit import Record, RequestOrigin
-from actas.server.db.schema import ActorToken, Client, Operator, RateLimitCounter
+from actas.server.db.schema import AccessRequest, ActorToken, Client, Operator, RateLimitCounter
 from actas.server.db.schema import Session as SessionRow
 from actas.server.impersonation import actor_tokens, policy
 from actas.server.impersonation.actor_tokens import TICKET_PREFIX
@@ -123,7 +123,7 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
         raise _why_not(token)
     assert token is not None
     # The policy again: the operator or the user may have changed since the ticket.
-    user = policy.recheck(db, instance.settings, token)
+    user = policy.recheck(db, instance.settings, token, now_ms=now)
     actor = {**token.actor}
     actor.setdefault("sid", token.id)
     _name_the_operator(db, actor)
@@ -146,7 +146,7 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
     session = sessions.create(db, instance, user=user, client=client, origin=origin,
                               impersonation=sessions.Impersonation(
                                   actor=actor, actor_token_id=token.id,
-                                  max_duration=token.session_max_duration,
+                                  max_duration=_within_grant(db, token, now),
                                   reason=token.reason, mode=mode))
     token.session_id = session.id
     instance.record(db, Record(
@@ -155,6 +155,16 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
         data={"actor": actor, "mode": mode}))
     db.flush()
     return session
+
+
+def _within_grant(db: Db, token: ActorToken, now: int) -> int:
+    """The seconds the impersonation may last: as the ticket asked, and never past the
+    end of the user's grant it was issued under."""
+    seconds = token.session_max_duration
+    grant = db.get(AccessRequest, token.access_request_id) if token.access_request_id else None
+    if grant is not None and grant.granted_until is not None:
+        seconds = min(seconds, max(1, (grant.granted_until - now) // 1000))
+    return seconds
 
 
 def _name_the_operator(db: Db, actor: dict[str, Any]) -> None:
