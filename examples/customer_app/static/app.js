@@ -33,13 +33,17 @@ async function showAccount() {
   $("address").disabled = readOnly;
   $("address-save").disabled = readOnly;
   $("address-note").hidden = !readOnly;
+  // Deleting the account is refused to every impersonator (the backend's
+  // forbid_impersonation): the page says so rather than offer a button that fails.
+  $("delete-account").disabled = Boolean(auth.actor);
+  $("delete-note").hidden = !auth.actor;
   const orders = $("orders");
   orders.replaceChildren(...me.body.orders.map((o) => text(document.createElement("li"), `${o.id}: ${o.item}, $${o.total}`)));
   const history = await fetch(`${actasUrl}/v1/me/access_history`, { credentials: "include" });
   const entries = history.ok ? (await history.json()).response : [];
   $("access-history").replaceChildren(...(entries.length ? entries.map((e) => text(document.createElement("li"),
     `${e.actor.name || e.actor.email || e.actor.sub} · ${e.mode === "read_only" ? "read-only" : "full access"} · ` +
-    `${new Date(e.started_at).toLocaleString()} · ` +
+    `${new Date(e.started_at).toISOString().slice(0, 16).replace("T", " ")} UTC · ` +
     `${e.reason || "no reason given"} · ${e.ended_at ? `${Math.round((e.ended_at - e.started_at) / 1000)} s` : "ongoing"}` +
     (e.activity.length ? ` · did: ${e.activity.map((a) => `${a.method} ${a.route}${a.refused ? " (refused: read-only)" : ""}`).join(", ")}` : "")))
     : [text(document.createElement("li"), "Nobody has accessed your account.")]));

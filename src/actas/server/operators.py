@@ -143,5 +143,5 @@ def _end_impersonations(db: Db, instance: Instance, operator: Operator, *, by: s
                         origin: RequestOrigin) -> int:
     from actas.server.impersonation import ending  # ending → policy → operators
 
-    return ending.end_all(db, instance, actor_sub=operator.id, origin=origin,
-                          by=by).sessions_revoked
+    return ending.end_all(db, instance, actor_sub=operator.id, origin=origin, by=by,
+                          event="operator.impersonations_ended").sessions_revoked

@@ -56,6 +56,13 @@ def test_filters_take_emails_and_a_time_range(dashboard: TestClient, backend: Te
     assert "<code>operator.signed_in</code>" not in first_hour
     later = dashboard.get("/dashboard/audit", params={"from": _minute(early + 60_000)}).text
     assert "<code>operator.signed_in</code>" in later and "early@example.com" not in later
+    # As a person types it: a space for the T, or a whole day.
+    spaced = dashboard.get("/dashboard/audit", params={
+        "from": _minute(early - 60_000).replace("T", " "), "to": _minute(early)}).text
+    assert "tried early@example.com" in spaced
+    day = _minute(early)[:10]
+    whole_day = dashboard.get("/dashboard/audit", params={"from": day, "to": day}).text
+    assert "tried early@example.com" in whole_day
 
 
 def test_a_bad_time_range_is_explained_not_a_500(dashboard: TestClient,

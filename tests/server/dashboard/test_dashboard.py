@@ -248,7 +248,7 @@ def test_search_finds_by_email_prefix_id_username_and_name_prefix(
 
 def test_owners_disable_enable_and_change_roles_of_operators(
         dashboard: TestClient, backend: TestClient, instance: Instance) -> None:
-    _operator(instance, "olive@support.test", "owner")
+    olive = _operator(instance, "olive@support.test", "owner")
     sam = _operator(instance, "sam@support.test", "support")
     ada = create_user(backend)
     with TestClient(dashboard.app, base_url="https://actas.test",
@@ -264,21 +264,32 @@ def test_owners_disable_enable_and_change_roles_of_operators(
         assert page.status_code == 200 and "sam@support.test" in page.text
         disabled = dashboard.post(f"/dashboard/operators/{sam}/disable",
                                   data={"csrf_token": token})
-        assert disabled.headers["location"] == "/dashboard/operators?notice=disabled"
+        assert disabled.headers["location"] == \
+            f"/dashboard/operators?notice=disabled&operator={sam}"
+        notice = dashboard.get(disabled.headers["location"]).text
+        assert "Sam was disabled: signed out" in notice
 
         assert sams_browser.get("/dashboard/users").status_code == 303  # signed out at once
         [token_row] = backend.get("/v1/actor_tokens", params={"user_id": ada["id"]}).json()
         assert token_row["status"] == "revoked"  # the ticket they had asked for
         assert dashboard.post(f"/dashboard/operators/{sam}/enable",
                               data={"csrf_token": token}).status_code == 303
-        assert dashboard.post(f"/dashboard/operators/{sam}/role",
-                              data={"csrf_token": token, "role": "viewer"}).status_code == 303
+        demoted = dashboard.post(f"/dashboard/operators/{sam}/role",
+                                 data={"csrf_token": token, "role": "viewer"})
+        assert "Sam is now viewer." in dashboard.get(demoted.headers["location"]).text
         forged = dashboard.post(f"/dashboard/operators/{sam}/disable", data={"csrf_token": "x"})
         assert forged.status_code == 403
 
     types = [e["type"] for e in backend.get("/v1/audit_events").json()["data"]
              if e["type"].startswith("operator.") and e["actor_sub"] != sam]
     assert {"operator.disabled", "operator.enabled", "operator.role_changed"} <= set(types)
+    # Disabling Sam ended his impersonation: audited as that, with Olive as the actor;
+    # the demotion that found nothing to end wrote nothing more (never "end_all").
+    ended = backend.get("/v1/audit_events", params={
+        "type": "operator.impersonations_ended"}).json()["data"]
+    assert [(e["actor_sub"], e["data"]["actor_sub"]) for e in ended] == [(olive, sam)]
+    assert backend.get("/v1/audit_events", params={
+        "type": "impersonation.end_all"}).json()["data"] == []
     with instance.transaction() as db:
         assert operators.get(db, sam).role == "viewer"
 
@@ -399,3 +410,29 @@ def test_the_audit_log_names_people_with_their_ids_beside(
     assert f'<span>Alice</span><code class="id">{operator_id}</code>' in page
     assert f'>Ada Lovelace</a><code class="id">{ada["id"]}</code>' in page
     assert 'href="/dashboard/impersonations/sess_' in page
+
+
+def test_a_viewer_is_not_offered_end_now(dashboard: TestClient, backend: TestClient,
+                                         browser: TestClient, instance: Instance) -> None:
+    from tests.support.flows import create_actor_token, redeem
+
+    _operator(instance, "vera@support.test", "viewer")
+    ada = create_user(backend)
+    redeem(browser, create_actor_token(backend, ada["id"])["token"])
+    sign_in(dashboard, "vera@support.test")
+    page = dashboard.get("/dashboard/impersonations").text
+    assert "Support ticket #4242" in page  # the live impersonation is listed
+    assert "End now" not in page and "can see impersonations but not end them" in page
+
+
+def test_a_mistyped_page_address_is_a_page_and_an_api_one_is_json(
+        dashboard: TestClient, instance: Instance) -> None:
+    _operator(instance, "alice@support.test", "support")
+    sign_in(dashboard, "alice@support.test")
+    page = dashboard.get("/dashboard/nothing-here")
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "Not found" in page.text and "Alice" in page.text  # with the signed-in header
+    browsed = dashboard.get("/nope", headers={"Accept": "text/html,*/*"})
+    assert browsed.status_code == 404 and "Not found" in browsed.text
+    api = dashboard.get("/v1/nothing-here", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.json()["errors"][0]["code"] == "resource_not_found"

@@ -137,6 +137,17 @@ describe("mountImpersonationBanner", () => {
     assert.deepEqual(clock.pending, []);
   });
 
+  test("reserves its height at the top of the page, and gives it back", async () => {
+    body.style.paddingTop = "12px";
+    const { actas } = await impersonating();
+    const unmount = mountImpersonationBanner(actas, { container: body });
+    const banner = $("actas-impersonation-banner");
+    assert.equal(body.style.paddingTop, `${banner.offsetHeight}px`);
+    assert.equal(banner.children[1].style.whiteSpace, "nowrap", "'ends in 29:59' stays whole");
+    unmount();
+    assert.equal(body.style.paddingTop, "12px");
+  });
+
   test("shows nothing without an actor, and nothing after unmount", async () => {
     const env = environment();
     env.server.addSession({ id: "sess_jane" });

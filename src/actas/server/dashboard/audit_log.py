@@ -29,7 +29,8 @@ router = APIRouter()
 PAGE_SIZE = 50
 EXPORT_LIMIT = 100_000  # newest first; a wider investigation narrows the time range
 _EXPORT_BATCH = 1_000
-_RANGE_FORMAT = "%Y-%m-%dT%H:%M"  # what <input type="datetime-local"> sends, read as UTC
+# "2026-11-30 14:00", "2026-11-30T14:00" (ISO) or a day, "2026-11-30"; always UTC.
+_RANGE_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%d")
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,19 @@ class _BadFilter(ValueError):
         return str(self.args[0])
 
 
-def _moment(value: str, what: str) -> int:
-    try:
-        parsed = dt.datetime.strptime(value[:16], _RANGE_FORMAT).replace(tzinfo=dt.UTC)
-    except ValueError:
-        raise _BadFilter(
-            f"“{value}” is not a time: give {what} as YYYY-MM-DDTHH:MM (UTC).") from None
-    return int(parsed.timestamp() * 1000)
+def _moment(value: str, what: str, *, end_of: bool = False) -> int:
+    """The UTC moment an operator typed; with ``end_of``, the end of the minute (or
+    day) typed, so that "To 14:00" includes 14:00:59."""
+    text = value.strip().replace(" ", "T", 1)[:16]
+    for fmt, span in zip(_RANGE_FORMATS, (60_000, 86_400_000), strict=True):
+        try:
+            parsed = dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        start = int(parsed.timestamp() * 1000)
+        return start + span if end_of else start
+    raise _BadFilter(f"“{value}” is not a time: give {what} as YYYY-MM-DD HH:MM or "
+                     "YYYY-MM-DD (UTC).")
 
 
 def _query(db: Db, f: Filters, *, limit: int) -> audit.AuditQuery:
@@ -80,7 +87,7 @@ def _query(db: Db, f: Filters, *, limit: int) -> audit.AuditQuery:
         matches = list(users.list_users(db, users.UserQuery(email_addresses=[f.user], limit=1)))
         user_id = matches[0].id if matches else f.user
     after = _moment(f.since, "From") - 1 if f.since else None
-    before = _moment(f.until, "To") + 60_000 if f.until else None
+    before = _moment(f.until, "To", end_of=True) if f.until else None
     if after is not None and before is not None and before <= after:
         raise _BadFilter("The time range is empty: “From” must be before “To”.")
     return audit.AuditQuery(types=[f.type] if f.type else (), actor_sub=actor_sub,
@@ -234,7 +241,8 @@ def names_of(db: Db, rows: Sequence[AuditEvent]) -> dict[str, str]:
     ids: set[str] = set()
     for row in rows:
         data = row.data or {}
-        ids.update(v for v in (row.actor_sub, row.user_id, data.get("by"), data.get("ended_by"))
+        ids.update(v for v in (row.actor_sub, row.user_id, data.get("by"), data.get("ended_by"),
+                               data.get("operator_id"), data.get("actor_sub"))
                    if isinstance(v, str))
     names: dict[str, str] = {}
     operator_ids = [i for i in ids if i.startswith(f"{operators.OPERATOR}_")]

@@ -36,6 +36,7 @@ def live(request: Request) -> Response:
         live_rows = [(s, people.get(s.user_id), reasons.get(s.id)) for s in rows]
         return pages.render(request, "impersonations.html", me=signed_in, rows=live_rows,
                             can_end_all=signed_in.operator.role == "owner",
+                            may_end=operators.IMPERSONATE in signed_in.permissions,
                             notice=request.query_params.get("notice"))
 
 

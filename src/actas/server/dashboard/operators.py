@@ -11,23 +11,34 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
+from sqlalchemy.orm import Session as Db
 from starlette.responses import Response
 
 from actas._errors import PermissionDenied
 from actas.server import operators
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.dashboard.operator_sessions import SignedInOperator
+from actas.server.db.schema import Operator
 from actas.server.http.origins import instance_of, request_origin
 from actas.server.roles import ROLES
 
 router = APIRouter()
 
 NOTICES = {
-    "disabled": "The operator was disabled: signed out, and every impersonation they ran "
-                "was ended.",
-    "enabled": "The operator was enabled again.",
-    "role": "The role was changed.",
+    "disabled": "{name} was disabled: signed out, and every impersonation they ran was "
+                "ended.",
+    "enabled": "{name} was enabled again.",
+    "role": "{name} is now {role}.",
 }
+
+
+def _notice(db: Db, kind: str, operator_id: str) -> str | None:
+    """What just changed, naming whom (looked up now: the address carries only ids)."""
+    template = NOTICES.get(kind)
+    operator = db.get(Operator, operator_id) if operator_id else None
+    if template is None or operator is None:
+        return None
+    return template.format(name=operator.name or operator.email_address, role=operator.role)
 
 
 def _require_owner(signed_in: SignedInOperator) -> None:
@@ -43,7 +54,8 @@ def list_operators(request: Request) -> Response:
         _require_owner(signed_in)
         return pages.render(request, "operators.html", me=signed_in,
                             operators=operators.list_all(db), roles=ROLES,
-                            notice=NOTICES.get(request.query_params.get("notice", "")))
+                            notice=_notice(db, request.query_params.get("notice", ""),
+                                           request.query_params.get("operator", "")))
 
 
 def _change(request: Request, operator_id: str, csrf_token: str, *, disabled: bool | None = None,
@@ -64,7 +76,7 @@ def _change(request: Request, operator_id: str, csrf_token: str, *, disabled: bo
             assert disabled is not None
             operators.set_disabled(db, instance, operator, disabled, by=by, origin=origin)
             notice = "disabled" if disabled else "enabled"
-    return pages.redirect(request, f"/dashboard/operators?notice={notice}")
+    return pages.redirect(request, f"/dashboard/operators?notice={notice}&operator={operator_id}")
 
 
 @router.post("/dashboard/operators/{operator_id}/disable")

@@ -13,7 +13,7 @@ from actas._errors import (
     NotImpersonating,
     SessionNotActive,
 )
-from actas.server import sessions
+from actas.server import operators, sessions
 from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import ActorToken, Client
 from actas.server.db.schema import Session as SessionRow
@@ -87,8 +87,12 @@ class KillSwitchResult:
 
 
 def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: RequestOrigin,
-            by: str) -> KillSwitchResult:
-    """Revoke every live impersonation session and pending actor token (of one actor, if given)."""
+            by: str, event: str = "impersonation.end_all") -> KillSwitchResult:
+    """Revoke every live impersonation session and pending actor token (of one actor, if
+    given). Audited as ``event`` with whoever pressed it (``by``) as the event's actor and
+    the actor whose impersonations ended in ``data.actor_sub``; the kill switch is
+    audited even when it found nothing, other uses (an operator disabled or demoted)
+    only when they ended something."""
     now = instance.now_ms()
     # Tokens first, sessions second: a redemption in flight holds its token's row
     # lock, so this waits for it to commit, and the sessions query that follows
@@ -107,8 +111,11 @@ def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: Reques
         sessions.end(db, instance, row, status="revoked", origin=origin, by=by)
     for token in tokens:
         actor_tokens.mark_revoked(db, instance, token, origin=origin, data={"revoked_by": by})
-    instance.record(db, Record(type="impersonation.end_all", actor_sub=actor_sub, origin=origin,
-                               data={"by": by, "sessions_revoked": len(live),
-                                     "actor_tokens_revoked": len(tokens)}))
+    if event == "impersonation.end_all" or live or tokens:
+        instance.record(db, Record(
+            type=event, actor_sub=by if by.startswith(f"{operators.OPERATOR}_") else None,
+            origin=origin, data={"by": by, "actor_sub": actor_sub,
+                                 "sessions_revoked": len(live),
+                                 "actor_tokens_revoked": len(tokens)}))
     db.flush()
     return KillSwitchResult(len(live), len(tokens))

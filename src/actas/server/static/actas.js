@@ -622,6 +622,22 @@ export function mountImpersonationBanner(actas, options = {}) {
   /** @type {HTMLElement | null} */ let countdown = null;
   /** @type {string | null} */ let shownFor = null;
   /** @type {unknown} */ let timer = null;
+  // The bar is fixed over the top of the page: the container gets top padding of the
+  // bar's height (kept as the bar wraps or the window resizes), so that it hides nothing.
+  /** @type {string | null} */ let paddingBefore = null;
+  /** @type {{ disconnect(): void } | null} */ let resizeWatch = null;
+  const reserveSpace = () => {
+    if (!banner || !(/** @type {any} */ (container)).style) return;
+    const style = /** @type {HTMLElement} */ (container).style;
+    if (paddingBefore === null) paddingBefore = style.paddingTop;
+    style.paddingTop = `${banner.offsetHeight}px`;
+  };
+  const releaseSpace = () => {
+    resizeWatch?.disconnect();
+    resizeWatch = null;
+    if (paddingBefore !== null) /** @type {HTMLElement} */ (container).style.paddingTop = paddingBefore;
+    paddingBefore = null;
+  };
 
   const stopTicking = () => {
     if (timer !== null) clock.clearTimeout(timer);
@@ -635,6 +651,7 @@ export function mountImpersonationBanner(actas, options = {}) {
   };
   const remove = () => {
     stopTicking();
+    releaseSpace();
     banner?.remove();
     banner = countdown = shownFor = null;
   };
@@ -667,6 +684,7 @@ export function mountImpersonationBanner(actas, options = {}) {
     const live = doc.createElement("span");
     live.setAttribute("aria-live", "polite");
     const ends = doc.createElement("span");
+    ends.style.whiteSpace = "nowrap";  // "ends in 29:59" never breaks in two
     ends.append(" · ends in ");
     countdown = doc.createElement("span");
     countdown.dataset.testid = "actas-countdown";
@@ -706,6 +724,12 @@ export function mountImpersonationBanner(actas, options = {}) {
     banner.append(live, ends, button);
     container.prepend(banner);
     live.textContent = message;
+    reserveSpace();
+    const Observer = /** @type {any} */ (doc.defaultView)?.ResizeObserver;
+    if (Observer) {
+      resizeWatch = new Observer(reserveSpace);
+      /** @type {any} */ (resizeWatch).observe(banner);
+    }
     tick();
   };
 

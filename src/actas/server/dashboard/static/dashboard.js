@@ -50,6 +50,31 @@
     }
   }
 
+  // A form that changes a lot asks first (a native dialog: keyboard and screen reader
+  // friendly, and no inline script for the CSP to allow).
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  }
+
+  // Impersonate opens the application in a new tab; this tab then shows the new
+  // impersonation (and cannot send the same form twice meanwhile).
+  for (const form of document.querySelectorAll("form[data-opens-app]")) {
+    form.addEventListener("submit", () => {
+      const note = document.createElement("p");
+      note.className = "notice toast";
+      note.setAttribute("role", "status");
+      note.dataset.testid = "opening-app";
+      note.textContent = "Opening the application in a new tab…";
+      form.prepend(note);
+      setTimeout(() => {
+        for (const fieldset of form.querySelectorAll("fieldset.bare")) fieldset.disabled = true;
+      }, 0);
+      setTimeout(() => window.location.reload(), 2500);
+    });
+  }
+
   tickTimers();
   tickTimes();
   setInterval(tickTimers, 1000);
