@@ -1,6 +1,6 @@
 // The customer app's page: the actas browser client, served by the actas server itself.
 const actasUrl = document.querySelector('meta[name="actas-url"]').content;
-const { Actas, mountImpersonationBanner } = await import(`${actasUrl}/v1/actas.js`);
+const { Actas, mountAccessRequests, mountImpersonationBanner } = await import(`${actasUrl}/v1/actas.js`);
 
 const $ = (id) => document.getElementById(id);
 const actas = await Actas.load({ frontendApi: actasUrl });
@@ -49,13 +49,22 @@ async function showAccount() {
     : [text(document.createElement("li"), "Nobody has accessed your account.")]));
 }
 
+// The user's say in impersonations: requests to answer, grants, who may sign in as them.
+let unmountAccess = null;
+function showAccess() {
+  unmountAccess?.();
+  unmountAccess = mountAccessRequests(actas, { container: $("access") });
+}
+
 async function render() {
   const auth = actas.getAuth();
   $("loading").hidden = true;
   $("signed-out").hidden = auth.isSignedIn;
   $("signed-in").hidden = !auth.isSignedIn;
-  if (auth.isSignedIn) await showAccount();
-  else text($("who"), "");
+  if (auth.isSignedIn) {
+    showAccess();
+    await showAccount();
+  } else text($("who"), "");
 }
 
 $("sign-in").addEventListener("submit", async (event) => {

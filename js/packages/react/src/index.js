@@ -24,6 +24,7 @@ import {
   BANNER_COLORS,
   describeImpersonation,
   formatCountdown,
+  mountAccessRequests,
   nextTick,
 } from "@actas/browser";
 
@@ -260,4 +261,36 @@ export function ImpersonationBanner({ onStopped, onError } = {}) {
   if (!actas || !actor || !session) return null;
   // Keyed by session: a different impersonation starts a fresh banner (and announcement).
   return h(Banner, { key: session.id, actas, actor, session, onStopped, onError });
+}
+
+/**
+ * The user's say in impersonations of their account: access requests waiting for an
+ * answer (allow for a while, or deny), grants in force (revoke now), who may sign in as
+ * them, and an offer of access to support. Shows only why it is unavailable while
+ * someone is impersonating the user. The same DOM as the browser client's
+ * `mountAccessRequests`, which it wraps.
+ *
+ * @param {{
+ *   grantSeconds?: number,
+ *   offerSeconds?: number,
+ *   onChange?: (state: import("@actas/browser").AccessState) => void,
+ *   onError?: (error: unknown) => void,
+ * }} props
+ */
+export function AccessRequest({ grantSeconds, offerSeconds, onChange, onError } = {}) {
+  const actas = useActas();
+  const { isSignedIn, actor } = useAuth();
+  const ref = React.useRef(/** @type {HTMLDivElement | null} */ (null));
+  // Callbacks through a ref: a new function on each render must not remount the list.
+  const callbacks = React.useRef({ onChange, onError });
+  callbacks.current = { onChange, onError };
+  React.useEffect(() => {
+    if (!actas || !isSignedIn || !ref.current) return undefined;
+    return mountAccessRequests(actas, {
+      container: ref.current, grantSeconds, offerSeconds,
+      onChange: (state) => callbacks.current.onChange?.(state),
+      onError: (error) => callbacks.current.onError?.(error),
+    });
+  }, [actas, isSignedIn, actor?.sub, grantSeconds, offerSeconds]);
+  return h("div", { ref, "data-testid": "actas-access-root" });
 }

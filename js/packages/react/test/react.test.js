@@ -7,7 +7,14 @@ import React from "react";
 import { renderToString } from "react-dom/server";
 
 import { ACTOR, JANE, SAM, environment } from "../../browser/test/support.js";
-import { ActasProvider, ImpersonationBanner, useAuth, useImpersonation, useSession } from "../src/index.js";
+import {
+  AccessRequest,
+  ActasProvider,
+  ImpersonationBanner,
+  useAuth,
+  useImpersonation,
+  useSession,
+} from "../src/index.js";
 
 const h = React.createElement;
 const SECOND = 1000;
@@ -151,5 +158,32 @@ describe("in a DOM", () => {
     assert.equal(env.clock.pending.length, 1);
     await React.act(async () => root.unmount());
     assert.deepEqual(env.clock.pending, [], "no timer outlives the provider");
+  });
+
+  test("<AccessRequest/> lists who asks, and grants on a click", async () => {
+    const { createRoot } = await import("react-dom/client");
+    const { actas, server } = await loaded();
+    const request = {
+      id: "areq_1", status: "pending", requested_by: { sub: "op_sam", name: "Sam Support" },
+      reason: "Ticket #42", mode: "read_only", session_max_duration_in_seconds: 1800,
+      expires_at: Date.UTC(2025, 0, 16), granted_until: null, created_at: 0,
+    };
+    const access = (requests) => ({ status: 200, body: { response: {
+      impersonation_preference: "ask", default_preference: "allowed", requests }, client: null } });
+    server.fail("/v1/me/access", access([request]));
+    const container = document.getElementById("root");
+    const root = createRoot(container);
+    await React.act(async () => {
+      root.render(h(ActasProvider, { client: actas }, h(AccessRequest)));
+    });
+    const asked = container.querySelector("[data-testid=actas-access-request]");
+    assert.match(asked.textContent, /Sam Support asks to sign in as you, read-only/);
+    server.fail("/grant", { status: 200, body: { response: { ...request, status: "granted" } } });
+    server.fail("/v1/me/access", access([{ ...request, status: "granted", granted_until: Date.UTC(2025, 0, 17) }]));
+    await React.act(async () => { asked.querySelector("[data-testid=actas-access-grant]").click(); });
+    await React.act(async () => {});
+    assert.equal(server.calls("/v1/me/access_requests/areq_1/grant").length, 1);
+    assert.ok(container.querySelector("[data-testid=actas-access-grant-active]"));
+    await React.act(async () => root.unmount());
   });
 });

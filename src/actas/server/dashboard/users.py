@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
-from actas._errors import ActasError, ImpersonationRefused, ResourceNotFound
+from actas._errors import ActasError, ImpersonationRefused, PermissionDenied, ResourceNotFound
 from actas.server import operators, sessions, users
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.db.schema import Session as SessionRow
 from actas.server.db.schema import User
 from actas.server.frontend_api import read_only
 from actas.server.http.origins import instance_of, request_origin
-from actas.server.impersonation import activity, actor_tokens, policy
+from actas.server.impersonation import access_requests, activity, actor_tokens, consent, policy
 from actas.server.impersonation.policy import Requester
 from actas.server.roles import READ_ONLY, Mode
 
@@ -59,9 +59,19 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
         reasons = actor_tokens.reasons_of(db, rows)
         done = activity.of_sessions(db, [s.id for s in rows if s.actor is not None])
         protected = policy.is_protected(db, user, instance.settings)
+        me_sub = signed_in.operator.id
+        preference = consent.preference_of(user, instance.settings)
+        asked = access_requests.of_user(db, user.id)
         return pages.render(
             request, "user.html", status_code=status_code, me=signed_in, user=user,
             cannot=_cannot_impersonate(signed_in.permissions, user, protected),
+            preference=preference, access_requests=asked, grant_status=consent.grant_status,
+            my_grant=consent.covering_grant(db, user_id=user.id, actor_sub=me_sub,
+                                            mode=READ_ONLY, now_ms=now),
+            my_pending=next((r for r in asked if r.requested_by_sub == me_sub
+                             and consent.grant_status(r, now) == "pending"), None),
+            may_override=operators.IMPERSONATE_OVERRIDE in signed_in.permissions,
+            notice=request.query_params.get("notice"),
             sessions=[(s, sessions.effective_status(s, now), reasons.get(s.id)) for s in rows],
             protected=protected,
             require_reason=instance.settings.require_reason, error=error, reason=reason,
@@ -93,8 +103,10 @@ def impersonate(request: Request, user_id: str,
                 csrf_token: Annotated[str, Form(max_length=128)],
                 reason: Annotated[str, Form(max_length=1000)] = "",
                 minutes: Annotated[int, Form(ge=1, le=24 * 60)] = 30,
-                mode: Annotated[Mode, Form()] = READ_ONLY) -> Response:
-    """Ask for an actor token as the signed-in operator; on success, open the application."""
+                mode: Annotated[Mode, Form()] = READ_ONLY,
+                override: Annotated[str, Form(max_length=8)] = "") -> Response:
+    """Ask for an actor token as the signed-in operator; on success, open the application.
+    ``override=yes`` passes a user's "never" (or "ask" without a grant), for owners."""
     instance = instance_of(request)
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request)
@@ -115,7 +127,7 @@ def impersonate(request: Request, user_id: str,
             instance, requester=Requester.of_operator(operator), user_id=user_id, actor=actor,
             reason=reason, origin=request_origin(request), expires_in=60,
             session_max_duration=min(minutes * 60, instance.settings.impersonation_max_duration),
-            mode=mode)
+            mode=mode, override=override == "yes")
     except ImpersonationRefused as refusal:
         return _user_page(request, user_id, error=refusal.message, reason=reason, mode=mode,
                           status_code=403)
@@ -123,3 +135,45 @@ def impersonate(request: Request, user_id: str,
         return _user_page(request, user_id, error=error.message, reason=reason, mode=mode,
                           status_code=error.http_status)
     return pages.redirect(request, issued.url)
+
+
+@router.post("/dashboard/users/{user_id}/access_requests")
+def request_access(request: Request, user_id: str,
+                   csrf_token: Annotated[str, Form(max_length=128)],
+                   reason: Annotated[str, Form(max_length=1000)] = "",
+                   minutes: Annotated[int, Form(ge=1, le=24 * 60)] = 30,
+                   mode: Annotated[Mode, Form()] = READ_ONLY) -> Response:
+    """Ask a user who asks to be asked; they answer in the application (or by email)."""
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        operator_sessions.check_csrf(instance, signed_in, csrf_token)
+    operator = signed_in.operator
+    actor = {"sub": operator.id, "email": operator.email_address,
+             "name": operator.name or operator.email_address}
+    try:
+        access_requests.request(
+            instance, requester=Requester.of_operator(operator), user_id=user_id, actor=actor,
+            reason=reason, mode=mode, session_max_duration=minutes * 60,
+            origin=request_origin(request))
+    except ActasError as error:
+        return _user_page(request, user_id, error=error.message, reason=reason, mode=mode,
+                          status_code=error.http_status)
+    return pages.redirect(request, f"/dashboard/users/{user_id}?notice=asked")
+
+
+@router.post("/dashboard/access_requests/{request_id}/withdraw")
+def withdraw_access_request(request: Request, request_id: str,
+                            csrf_token: Annotated[str, Form(max_length=128)]) -> Response:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        operator_sessions.check_csrf(instance, signed_in, csrf_token)
+        row = access_requests.get(db, request_id)
+        if row.requested_by_sub != signed_in.operator.id and \
+                signed_in.operator.role != "owner":
+            raise PermissionDenied("Only who asked (or an owner) can withdraw a request.")
+        access_requests.withdraw(db, instance, request_id=request_id,
+                                 by=signed_in.operator.id, origin=request_origin(request))
+        user_id = row.user_id
+    return pages.redirect(request, f"/dashboard/users/{user_id}?notice=withdrawn")

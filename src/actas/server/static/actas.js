@@ -485,20 +485,78 @@ export class Actas {
     this.#refresh().catch(() => {});
   }
 
+  // --- the user's say in impersonations of their account ------------------
+  // None of these work while someone is impersonating the user (the server
+  // answers 403 impersonated_session_forbidden): an impersonator must not
+  // answer for the user.
+
+  /**
+   * The signed-in user's impersonation preference (`allowed`, `ask`, `never`), the
+   * instance's default, and their access requests and grants, newest first.
+   * @returns {Promise<AccessState>}
+   */
+  async getAccess() {
+    return (await this.#request("GET", "/v1/me/access")).response;
+  }
+
+  /**
+   * @param {"allowed" | "ask" | "never" | null} preference null: the instance's default
+   * @returns {Promise<AccessState>}
+   */
+  async setImpersonationPreference(preference) {
+    return (await this.#request("PATCH", "/v1/me/access",
+      { impersonation_preference: preference })).response;
+  }
+
+  /**
+   * Say yes to an access request, for a while.
+   * @param {string} requestId
+   * @param {{ durationInSeconds?: number }} [options] default 24 hours
+   * @returns {Promise<AccessRequest>}
+   */
+  async grantAccess(requestId, { durationInSeconds = DAY_SECONDS } = {}) {
+    return (await this.#request("POST", `/v1/me/access_requests/${encodeURIComponent(requestId)}/grant`,
+      { duration_in_seconds: durationInSeconds })).response;
+  }
+
+  /** @param {string} requestId @returns {Promise<AccessRequest>} */
+  async denyAccess(requestId) {
+    return (await this.#request("POST", `/v1/me/access_requests/${encodeURIComponent(requestId)}/deny`)).response;
+  }
+
+  /**
+   * Take a grant back; an impersonation under it ends at once.
+   * @param {string} requestId @returns {Promise<AccessRequest>}
+   */
+  async revokeAccess(requestId) {
+    return (await this.#request("POST", `/v1/me/access_requests/${encodeURIComponent(requestId)}/revoke`)).response;
+  }
+
+  /**
+   * Let support in unasked ("look at my account for 48 h"): any operator, in `mode` at most.
+   * @param {{ durationInSeconds?: number, mode?: "read_only" | "full", note?: string }} [options]
+   * @returns {Promise<AccessRequest>}
+   */
+  async offerAccess({ durationInSeconds = DAY_SECONDS, mode = "read_only", note } = {}) {
+    return (await this.#request("POST", "/v1/me/access_grants",
+      { duration_in_seconds: durationInSeconds, mode, ...(note ? { note } : {}) })).response;
+  }
+
   // --- I/O -----------------------------------------------------------------
 
   /**
-   * @param {"GET" | "POST"} method
+   * @param {"GET" | "POST" | "PATCH"} method
    * @param {string} path
+   * @param {object} [payload] the JSON body of a POST or PATCH (default `{}`)
    * @returns {Promise<any>}
    */
-  async #request(method, path) {
+  async #request(method, path, payload) {
     /** @type {RequestInit} */
     const init = { method, credentials: "include" };
-    if (method === "POST") {
+    if (method !== "GET") {
       // A JSON content type makes this a non-simple request: the server's CSRF check.
       init.headers = { "Content-Type": "application/json" };
-      init.body = "{}";
+      init.body = JSON.stringify(payload ?? {});
     }
     let response;
     try {
@@ -594,6 +652,149 @@ export function formatCountdown(ms) {
 /** How long until the countdown's text next changes. @param {number} ms */
 export function nextTick(ms) {
   return ms <= 0 ? 1000 : (ms % 1000) || 1000;
+}
+
+const DAY_SECONDS = 86_400;
+
+/**
+ * @typedef {{
+ *   id: string, status: string, requested_by: Actor | null, reason: string | null,
+ *   mode: "read_only" | "full", session_max_duration_in_seconds: number,
+ *   expires_at: number, granted_until: number | null, created_at: number,
+ * }} AccessRequest
+ * status: pending | granted | denied | withdrawn | revoked | lapsed | expired.
+ * requested_by null: access the user offered unasked.
+ *
+ * @typedef {{
+ *   impersonation_preference: "allowed" | "ask" | "never",
+ *   default_preference: "allowed" | "ask" | "never",
+ *   requests: AccessRequest[],
+ * }} AccessState
+ */
+
+const PREFERENCE_LABELS = Object.freeze({
+  allowed: "Support may sign in as me when they need to",
+  ask: "Support must ask me first",
+  never: "Nobody may sign in as me",
+});
+
+/**
+ * Render the user's say in impersonations into `container`: access requests waiting for
+ * an answer (grant for a while, or deny), grants in force (revoke), the preference, and
+ * an offer of access. Plain DOM, text only (names and reasons are never parsed as HTML),
+ * no styles of its own beyond layout: the page's CSS applies. While someone is
+ * impersonating the user it shows only why it is unavailable.
+ *
+ * @param {Actas} actas
+ * @param {{
+ *   container: Element,
+ *   grantSeconds?: number,
+ *   offerSeconds?: number,
+ *   onChange?: (state: AccessState) => void,
+ *   onError?: (error: unknown) => void,
+ * }} options
+ * @returns {() => void} unmount
+ */
+export function mountAccessRequests(actas, options) {
+  const { container, grantSeconds = DAY_SECONDS, offerSeconds = 2 * DAY_SECONDS } = options;
+  const doc = container.ownerDocument;
+  const root = doc.createElement("div");
+  root.dataset.testid = "actas-access";
+  container.append(root);
+  let gone = false;
+
+  const el = (/** @type {string} */ tag, /** @type {string} */ text = "", testid = "") => {
+    const node = doc.createElement(tag);
+    if (text) node.textContent = text;
+    if (testid) node.dataset.testid = testid;
+    return node;
+  };
+  const when = (/** @type {number} */ ms) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+  const who = (/** @type {AccessRequest} */ r) =>
+    r.requested_by ? (r.requested_by.name || r.requested_by.email || r.requested_by.sub) : "Support";
+  const button = (/** @type {string} */ label, /** @type {() => Promise<unknown>} */ action, testid = "") => {
+    const b = /** @type {HTMLButtonElement} */ (el("button", label, testid));
+    b.type = "button";
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        await action();
+        await refresh();
+      } catch (error) {
+        b.disabled = false;
+        if (options.onError) options.onError(error);
+        else console.error("actas:", error);
+      }
+    });
+    return b;
+  };
+
+  const render = (/** @type {AccessState} */ state) => {
+    const waiting = state.requests.filter((r) => r.status === "pending");
+    const granted = state.requests.filter((r) => r.status === "granted");
+    const parts = [];
+    for (const r of waiting) {
+      const item = el("div", "", "actas-access-request");
+      item.setAttribute("role", "group");
+      item.setAttribute("aria-label", `Access request from ${who(r)}`);
+      const minutes = Math.round(r.session_max_duration_in_seconds / 60);
+      item.append(el("p", `${who(r)} asks to sign in as you${r.mode === "read_only" ? ", read-only" : ""}, for up to ${minutes} min at a time: “${r.reason ?? "no reason given"}”. Answer by ${when(r.expires_at)}.`));
+      const hours = Math.round(grantSeconds / 3600);
+      item.append(button(`Allow for ${hours} hours`, () => actas.grantAccess(r.id, { durationInSeconds: grantSeconds }), "actas-access-grant"),
+        doc.createTextNode(" "), button("Deny", () => actas.denyAccess(r.id), "actas-access-deny"));
+      parts.push(item);
+    }
+    for (const r of granted) {
+      const item = el("div", "", "actas-access-grant-active");
+      item.append(el("p", `${r.requested_by ? who(r) : "Support"} may sign in as you${r.mode === "read_only" ? " (read-only)" : ""} until ${when(/** @type {number} */ (r.granted_until))}.`),
+        button("Revoke now", () => actas.revokeAccess(r.id), "actas-access-revoke"));
+      parts.push(item);
+    }
+    if (!waiting.length && !granted.length) parts.push(el("p", "Nobody is asking for access to your account.", "actas-access-none"));
+
+    const label = el("label", "Who may sign in as you ");
+    const select = /** @type {HTMLSelectElement} */ (el("select", "", "actas-access-preference"));
+    for (const value of /** @type {const} */ (["allowed", "ask", "never"])) {
+      const option = /** @type {HTMLOptionElement} */ (el("option", PREFERENCE_LABELS[value]));
+      option.value = value;
+      option.selected = value === state.impersonation_preference;
+      select.append(option);
+    }
+    select.addEventListener("change", async () => {
+      select.disabled = true;
+      try {
+        await actas.setImpersonationPreference(/** @type {any} */ (select.value));
+        await refresh();
+      } catch (error) {
+        select.disabled = false;
+        if (options.onError) options.onError(error);
+      }
+    });
+    label.append(select);
+    const hours = Math.round(offerSeconds / 3600);
+    const offer = button(`Let support look at my account for ${hours} hours`,
+      () => actas.offerAccess({ durationInSeconds: offerSeconds }), "actas-access-offer");
+    root.replaceChildren(...parts, label, doc.createTextNode(" "), offer);
+    options.onChange?.(state);
+  };
+
+  const refresh = async () => {
+    if (gone) return;
+    if (actas.getAuth().actor) {
+      root.replaceChildren(el("p", "Not available while someone is acting as you.", "actas-access-unavailable"));
+      return;
+    }
+    const state = await actas.getAccess();
+    if (!gone) render(state);
+  };
+  refresh().catch((error) => {
+    if (options.onError) options.onError(error);
+    else console.error("actas:", error);
+  });
+  return () => {
+    gone = true;
+    root.remove();
+  };
 }
 
 // White on #b00020: contrast 7.3:1 (WCAG AA asks 4.5:1).
