@@ -19,7 +19,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from actas.server import webhooks
+from actas.server import notices, webhooks
 from actas.server.audit import CHAIN_BATCH
 
 if TYPE_CHECKING:
@@ -82,6 +82,7 @@ class Chainer:
             with instance.transaction() as db:
                 chained = instance.audit.chain_staged(db, now_ms=instance.now_ms())
                 webhooks.enqueue(db, instance, chained)
+                notices.queue_for(db, instance, chained)  # the user's mail, from the outbox
             total += len(chained)
             if len(chained) < CHAIN_BATCH:
                 break

@@ -84,7 +84,9 @@ def run(config: DevConfig) -> None:
     settings = load_settings(
         data_dir=config.data_dir, host=config.host, port=config.port,
         frontend_api_url=actas_url, allowed_origins=app_url, application_url=app_url,
-        cookie_secure=False, webhooks_allow_private_networks=True, **(config.extra or {}))
+        cookie_secure=False, webhooks_allow_private_networks=True,
+        mail_console=True,  # notices to users are printed here, unless ACTAS_SMTP_URL is set
+        **(config.extra or {}))
     instance = Instance.start(settings)
     seed(instance)
     secret_key_file = Path(config.data_dir) / "dev_secret_key"

@@ -75,6 +75,15 @@ class Settings:
     impersonation_preference_default: str = "allowed"
     access_request_expires_in: int = 3 * DAY
     access_grant_max_duration: int = 7 * DAY
+    # Notices to users (actas.server.notices), sent by email from the mail outbox
+    # (actas.server.mail): through ACTAS_SMTP_URL, or printed (ACTAS_MAIL_CONSOLE, as
+    # `actas dev` does); with neither, none are queued.
+    smtp_url: Secret | None = None
+    mail_from: str | None = None
+    mail_console: bool = False
+    impersonation_notices: tuple[str, ...] = ("start", "end", "requests")
+    mail_templates_dir: Path | None = None
+    complaints_contact: str | None = None
     # Reverse proxies (addresses or networks) whose X-Forwarded-For / -Proto actas
     # believes; none by default: the socket's peer is the client.
     trusted_proxies: tuple[str, ...] = ()
@@ -127,6 +136,12 @@ _ENV = {
     "impersonation_preference_default": "ACTAS_IMPERSONATION_PREFERENCE_DEFAULT",
     "access_request_expires_in": "ACTAS_ACCESS_REQUEST_EXPIRES_IN",
     "access_grant_max_duration": "ACTAS_ACCESS_GRANT_MAX_DURATION",
+    "smtp_url": "ACTAS_SMTP_URL",
+    "mail_from": "ACTAS_MAIL_FROM",
+    "mail_console": "ACTAS_MAIL_CONSOLE",
+    "impersonation_notices": "ACTAS_IMPERSONATION_NOTICES",
+    "mail_templates_dir": "ACTAS_MAIL_TEMPLATES_DIR",
+    "complaints_contact": "ACTAS_COMPLAINTS_CONTACT",
     "sign_ups_per_address": "ACTAS_SIGN_UPS_PER_ADDRESS",
     "ticket_failures_per_address": "ACTAS_TICKET_FAILURES_PER_ADDRESS",
     "ticket_failures_per_ticket": "ACTAS_TICKET_FAILURES_PER_TICKET",
@@ -206,7 +221,7 @@ def load_settings(
             )
         values["password_hashing"] = raw["password_hashing"]
     for name in ("cookie_secure", "require_reason", "allow_nested_impersonation",
-                 "webhooks_allow_private_networks"):
+                 "webhooks_allow_private_networks", "mail_console"):
         if name in raw:
             values[name] = _bool(name, raw[name])
     if "application_url" in raw:
@@ -221,6 +236,19 @@ def load_settings(
             raise ConfigurationInvalid("ACTAS_IMPERSONATION_PREFERENCE_DEFAULT must be allowed, "
                                        f"ask or never, got {value!r}.")
         values["impersonation_preference_default"] = value
+    if "smtp_url" in raw:
+        values["smtp_url"] = _smtp_url(raw["smtp_url"])
+    if "mail_from" in raw:
+        values["mail_from"] = str(raw["mail_from"]).strip()
+    if "impersonation_notices" in raw:
+        values["impersonation_notices"] = _notices(raw["impersonation_notices"])
+    if "mail_templates_dir" in raw:
+        folder = Path(raw["mail_templates_dir"])
+        if not folder.is_dir():
+            raise ConfigurationInvalid(f"ACTAS_MAIL_TEMPLATES_DIR is not a directory: {folder}.")
+        values["mail_templates_dir"] = folder
+    if "complaints_contact" in raw:
+        values["complaints_contact"] = str(raw["complaints_contact"]).strip() or None
     if "trusted_proxies" in raw:
         values["trusted_proxies"] = _networks(raw["trusted_proxies"])
     if "extra" in raw:
@@ -273,6 +301,31 @@ def _rules(value: Any) -> tuple[str, ...]:
                 f"'public_metadata.role=admin', got {rule!r}."
             )
     return tuple(filter(None, rules))
+
+
+NOTICE_KINDS = ("start", "end", "requests")
+
+
+def _notices(value: Any) -> tuple[str, ...]:
+    items = [i.strip() for i in value.split(",")] if isinstance(value, str) else list(value)
+    unknown = [i for i in items if i and i not in NOTICE_KINDS]
+    if unknown:
+        raise ConfigurationInvalid(
+            f"ACTAS_IMPERSONATION_NOTICES takes {', '.join(NOTICE_KINDS)} (comma-separated, or "
+            f"empty for none); got {', '.join(unknown)}.")
+    return tuple(k for k in NOTICE_KINDS if k in items)
+
+
+def _smtp_url(value: Any) -> Secret:
+    """``smtp://[user:password@]host[:port]`` (STARTTLS when the server offers it),
+    ``smtps://…`` (TLS from the start). Kept as a Secret: it may hold a password."""
+    text = value.reveal() if isinstance(value, Secret) else str(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigurationInvalid(
+            "ACTAS_SMTP_URL must look like smtp://user:password@mail.example.com:587 or "
+            "smtps://…:465.")
+    return Secret(text)
 
 
 def _networks(value: Any) -> tuple[str, ...]:

@@ -1,5 +1,5 @@
-"""Background work of a serving process: webhooks, lapsed sessions, rate-limit counters,
-audit events left staged, the audit chain's verification.
+"""Background work of a serving process: webhooks, mail, lapsed sessions, rate-limit
+counters, audit events left staged, the audit chain's verification.
 
 Runs as one asyncio task per process, doing its (blocking, database-bound)
 rounds in a worker thread; webhook deliveries run in lanes of their own, one
@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from actas.server import audit_verification, rate_limits, sessions, webhooks
+from actas.server import audit_verification, mail, rate_limits, sessions, webhooks
 from actas.server.impersonation import activity, redemption
 from actas.server.instance import Instance
 
@@ -42,6 +42,10 @@ def run_once(instance: Instance, client: httpx.Client,
         rate_limits.prune(db, now_ms=instance.now_ms())
         activity.prune(db, instance)
     audit_verification.advance(instance)
+    try:
+        mail.deliver_due(instance)  # at most a few per round; stops at a mail server's failure
+    except Exception:  # the rest of the round does not depend on it
+        log.exception("sending mail failed")
     if dispatcher is not None:
         dispatcher.dispatch()
     else:

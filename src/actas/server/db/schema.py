@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -359,6 +360,34 @@ class WebhookEndpoint(Base):
     circuit_open_until: Mapped[int | None]
     created_at: Mapped[int]
     updated_at: Mapped[int]
+
+
+class MailMessage(Base):
+    """An email waiting to be sent (the mail outbox): written in the transaction that
+    chains the audit event it tells of, sent by the worker, retried, and sent once
+    (``dedupe_key`` is unique; a lease names the one sender)."""
+
+    __tablename__ = "mail_messages"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(40))  # which notice
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    to_address: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending | sent | failed
+    attempts: Mapped[int]
+    next_attempt_at: Mapped[int]
+    lease_holder: Mapped[str | None] = mapped_column(String(40))
+    lease_until: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    sent_at: Mapped[int | None]
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+    __table_args__ = (Index("ix_mail_messages_due", "status", "next_attempt_at"),)
 
 
 class WebhookDelivery(Base):
