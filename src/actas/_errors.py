@@ -15,6 +15,7 @@ travels as ``meta`` (never a secret).
     │   ├── ActorTokenNotPending        actor_token_not_pending 400
     │   ├── AccessRequestNotPending     access_request_not_pending 400
     │   ├── AccessRequestNotNeeded      access_request_not_needed 400
+    │   ├── ApprovalNotPending          approval_not_pending 400
     │   ├── WebhookUrlNotAllowed        webhook_url_not_allowed 422
     │   └── TicketRejected              ticket_*               400
     │       ├── TicketInvalid           ticket_invalid
@@ -39,6 +40,8 @@ travels as ``meta`` (never a secret).
     │   ├── OriginNotAllowed            origin_invalid
     │   ├── NonSimpleRequestRequired    request_header_missing
     │   ├── UserBanned                  user_banned
+    │   ├── ImpersonationApprovalRequired impersonation_approval_required (sent for approval)
+    │   ├── ApprovalOfOwnRequest        approval_self
     │   ├── ImpersonatedSessionForbidden impersonated_session_forbidden
     │   │   └── ImpersonationReadOnly   impersonation_read_only  (a read-only impersonation)
     │   └── ImpersonationRefused        impersonation_*  (policy; each audited)
@@ -67,11 +70,14 @@ __all__ = [
     "AccessRequestNotPending",
     "ActasError",
     "ActorTokenNotPending",
+    "ApprovalNotPending",
+    "ApprovalOfOwnRequest",
     "AuthenticationFailed",
     "ConfigurationInvalid",
     "FormParamInvalid",
     "IdentifierExists",
     "ImpersonatedSessionForbidden",
+    "ImpersonationApprovalRequired",
     "ImpersonationConsentRequired",
     "ImpersonationForbiddenByUser",
     "ImpersonationModeNotPermitted",
@@ -278,6 +284,14 @@ class AccessRequestNotNeeded(InvalidRequest):
     default_message = "This user allows impersonation without being asked."
 
 
+class ApprovalNotPending(InvalidRequest):
+    """The approval request was already decided, used, withdrawn or expired
+    (``meta.status``)."""
+
+    code = "approval_not_pending"
+    default_message = "This approval request is no longer waiting for a decision."
+
+
 class ActorTokenNotPending(InvalidRequest):
     """Only a pending actor token can be revoked; ``meta.status`` says what it is."""
 
@@ -337,6 +351,20 @@ class ImpersonationReadOnly(ImpersonatedSessionForbidden):
     default_message = (
         "This impersonation is read-only: nothing in this account can be changed. "
         "Ask for a full impersonation if a change is needed.")
+
+
+class ImpersonationApprovalRequired(PermissionDenied):
+    """Policy wants a second operator's approval first; the request was sent for it
+    (``meta.approval_id``, ``meta.why``). Not a refusal: start again once approved."""
+
+    code = "impersonation_approval_required"
+    default_message = ("This impersonation needs a second operator's approval; it was sent "
+                       "for approval. Start it again once approved.")
+
+
+class ApprovalOfOwnRequest(PermissionDenied):
+    code = "approval_self"
+    default_message = "You cannot approve your own request; another operator must."
 
 
 class ImpersonationRefused(PermissionDenied):

@@ -8,6 +8,7 @@ Playwright never downloads a browser here, it is pointed at
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import time
@@ -64,20 +65,20 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path, deadline: float
     raise AssertionError(f"{url} did not answer in time:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+@contextlib.contextmanager
+def running_stack(data_dir: Path, **env: str) -> Iterator[Stack]:
+    """``actas dev`` in a process of its own, on free ports, with ``env`` added."""
     if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).exists():
         pytest.fail("Chromium is missing: run `scripts/install-system-deps chromium`")
-    data_dir = tmp_path_factory.mktemp("dev")
     port, app_port = free_port(), free_port()
     log = data_dir / "dev.log"
-    env = actas_env(ACTAS_SESSION_TOKEN_LIFETIME=str(TOKEN_LIFETIME))
-    env.pop("ACTAS_PASSWORD_HASHING")  # the demo seeds with the production preset, as make run
+    environment = actas_env(ACTAS_SESSION_TOKEN_LIFETIME=str(TOKEN_LIFETIME), **env)
+    environment.pop("ACTAS_PASSWORD_HASHING")  # the demo seeds with the production preset
     with log.open("wb") as out:
         process = subprocess.Popen(
             [*ACTAS, "dev", "--host", "localhost", "--port", str(port), "--app-port",
              str(app_port), "--data-dir", str(data_dir / "actas")],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 180  # a busy machine starts slowly
         actas_url, app_url = f"http://localhost:{port}", f"http://localhost:{app_port}"
@@ -92,6 +93,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("dev")) as running:
+        yield running
 
 
 # Module scope, not session: Playwright's sync API keeps an event loop running in

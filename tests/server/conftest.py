@@ -1,4 +1,5 @@
-"""Fixtures of the webhook tests: a recording receiver on loopback, and an HTTP client."""
+"""Fixtures of the server tests: a recording webhook receiver on loopback, an HTTP
+client, and an operator's browser on the dashboard."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
+from actas.server import Instance, create_app
 from tests.support.receivers import Receiver
 
 
@@ -20,4 +23,12 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
     with httpx.Client(trust_env=False) as client:
+        yield client
+
+
+@pytest.fixture
+def dashboard(instance: Instance) -> Iterator[TestClient]:
+    """An operator's browser on the dashboard: redirects are answers to check, not follow."""
+    with TestClient(create_app(instance), base_url="https://actas.test",
+                    follow_redirects=False) as client:
         yield client

@@ -75,6 +75,12 @@ class Settings:
     impersonation_preference_default: str = "allowed"
     access_request_expires_in: int = 3 * DAY
     access_grant_max_duration: int = 7 * DAY
+    # Four eyes (actas.server.impersonation.approvals): which operator impersonations a
+    # second operator must approve first ("always", "full", "protected", "override",
+    # "longer_than=<minutes>"); how long a request waits, and an approval lasts unused.
+    approval_required_for: tuple[str, ...] = ()
+    approval_request_expires_in: int = DAY
+    approval_expires_in: int = 3600
     # Notices to users (actas.server.notices), sent by email from the mail outbox
     # (actas.server.mail): through ACTAS_SMTP_URL, or printed (ACTAS_MAIL_CONSOLE, as
     # `actas dev` does); with neither, none are queued.
@@ -136,6 +142,9 @@ _ENV = {
     "impersonation_preference_default": "ACTAS_IMPERSONATION_PREFERENCE_DEFAULT",
     "access_request_expires_in": "ACTAS_ACCESS_REQUEST_EXPIRES_IN",
     "access_grant_max_duration": "ACTAS_ACCESS_GRANT_MAX_DURATION",
+    "approval_required_for": "ACTAS_APPROVAL_REQUIRED_FOR",
+    "approval_request_expires_in": "ACTAS_APPROVAL_REQUEST_EXPIRES_IN",
+    "approval_expires_in": "ACTAS_APPROVAL_EXPIRES_IN",
     "smtp_url": "ACTAS_SMTP_URL",
     "mail_from": "ACTAS_MAIL_FROM",
     "mail_console": "ACTAS_MAIL_CONSOLE",
@@ -161,6 +170,8 @@ _INT_BOUNDS = {
     "ticket_failures_per_ticket": (1, 1_000_000),
     "access_request_expires_in": (60, 30 * DAY),
     "access_grant_max_duration": (60, 90 * DAY),
+    "approval_request_expires_in": (60, 30 * DAY),
+    "approval_expires_in": (60, DAY),
 }
 
 
@@ -236,6 +247,8 @@ def load_settings(
             raise ConfigurationInvalid("ACTAS_IMPERSONATION_PREFERENCE_DEFAULT must be allowed, "
                                        f"ask or never, got {value!r}.")
         values["impersonation_preference_default"] = value
+    if "approval_required_for" in raw:
+        values["approval_required_for"] = _approval_rules(raw["approval_required_for"])
     if "smtp_url" in raw:
         values["smtp_url"] = _smtp_url(raw["smtp_url"])
     if "mail_from" in raw:
@@ -301,6 +314,25 @@ def _rules(value: Any) -> tuple[str, ...]:
                 f"'public_metadata.role=admin', got {rule!r}."
             )
     return tuple(filter(None, rules))
+
+
+APPROVAL_RULES = ("always", "full", "protected", "override")
+
+
+def _approval_rules(value: Any) -> tuple[str, ...]:
+    items = [i.strip().lower() for i in value.split(",")] if isinstance(value, str) \
+        else [str(i) for i in value]
+    rules = []
+    for item in filter(None, items):
+        name, _, minutes = item.partition("=")
+        if item in APPROVAL_RULES or (name == "longer_than" and minutes.isdigit()
+                                      and 0 < int(minutes) <= 24 * 60):
+            rules.append(item)
+            continue
+        raise ConfigurationInvalid(
+            "ACTAS_APPROVAL_REQUIRED_FOR takes always, full, protected, override and "
+            f"longer_than=<minutes>, comma-separated; got {item!r}.")
+    return tuple(rules)
 
 
 NOTICE_KINDS = ("start", "end", "requests")

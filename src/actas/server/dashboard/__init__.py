@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from actas._errors import ActasError
 from actas.server.dashboard import (
+    approvals,
     assets,
     audit_log,
     impersonations,
@@ -29,7 +30,8 @@ from actas.server.http import errors
 from actas.server.http.origins import instance_of
 
 router = APIRouter(include_in_schema=False)
-for module in (assets, landing, sign_in, users_pages, impersonations, audit_log, operators_pages):
+for module in (assets, landing, sign_in, users_pages, impersonations, approvals, audit_log,
+               operators_pages):
     router.include_router(module.router)
 
 

@@ -98,7 +98,9 @@ def security_headers(request: Request, response: Response) -> Response:
 
 def render(request: Request, template: str, *, status_code: int = 200, **context: Any
            ) -> HTMLResponse:
-    context.setdefault("now", instance_of(request).now_ms())
+    instance = instance_of(request)
+    context.setdefault("now", instance.now_ms())
+    context.setdefault("approvals_on", bool(instance.settings.approval_required_for))
     html = _env.get_template(template).render(request=request, **context)
     return security_headers(request, HTMLResponse(html, status_code=status_code))  # type: ignore[return-value]
 

@@ -5,16 +5,30 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy.orm import Session as Db
 from starlette.responses import Response
 
-from actas._errors import ActasError, ImpersonationRefused, PermissionDenied, ResourceNotFound
+from actas._errors import (
+    ActasError,
+    ImpersonationApprovalRequired,
+    ImpersonationRefused,
+    PermissionDenied,
+    ResourceNotFound,
+)
 from actas.server import operators, sessions, users
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.db.schema import Session as SessionRow
 from actas.server.db.schema import User
 from actas.server.frontend_api import read_only
 from actas.server.http.origins import instance_of, request_origin
-from actas.server.impersonation import access_requests, activity, actor_tokens, consent, policy
+from actas.server.impersonation import (
+    access_requests,
+    activity,
+    actor_tokens,
+    approvals,
+    consent,
+    policy,
+)
 from actas.server.impersonation.policy import Requester
 from actas.server.roles import READ_ONLY, Mode
 
@@ -72,12 +86,21 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
                              and consent.grant_status(r, now) == "pending"), None),
             may_override=operators.IMPERSONATE_OVERRIDE in signed_in.permissions,
             notice=request.query_params.get("notice"),
+            approval_waiting=approvals.waiting(db, operator_id=me_sub, user_id=user.id,
+                                               now_ms=now),
+            approval_ready=approvals.usable(db, operator_id=me_sub, user_id=user.id,
+                                            mode=READ_ONLY, session_max_duration=0, now_ms=now),
+            operator_names=_operator_names(db),
             sessions=[(s, sessions.effective_status(s, now), reasons.get(s.id)) for s in rows],
             protected=protected,
             require_reason=instance.settings.require_reason, error=error, reason=reason,
             mode=mode, activity=done, nested=nested,
             may_full=signed_in.operator.role in instance.settings.full_impersonation_roles,
             max_minutes=instance.settings.impersonation_max_duration // 60)
+
+
+def _operator_names(db: Db) -> dict[str, str]:
+    return {op.id: op.name or op.email_address for op in operators.list_all(db)}
 
 
 def _cannot_impersonate(permissions: frozenset[str], user: User, protected: bool) -> str | None:
@@ -128,6 +151,8 @@ def impersonate(request: Request, user_id: str,
             reason=reason, origin=request_origin(request), expires_in=60,
             session_max_duration=min(minutes * 60, instance.settings.impersonation_max_duration),
             mode=mode, override=override == "yes")
+    except ImpersonationApprovalRequired:
+        return pages.redirect(request, f"/dashboard/users/{user_id}?notice=approval")
     except ImpersonationRefused as refusal:
         return _user_page(request, user_id, error=refusal.message, reason=reason, mode=mode,
                           status_code=403)

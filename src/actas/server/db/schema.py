@@ -198,6 +198,7 @@ class ActorToken(Base):
     # Why the user's preference let it through: not_needed | granted | override.
     consent: Mapped[str] = mapped_column(String(16), server_default="not_needed")
     access_request_id: Mapped[str | None] = mapped_column(String(40))  # the grant used
+    approval_id: Mapped[str | None] = mapped_column(String(40))  # the second operator's yes
     expires_at: Mapped[int]
     session_max_duration: Mapped[int]  # seconds
     session_id: Mapped[str | None] = mapped_column(String(40))
@@ -235,6 +236,32 @@ class AccessRequest(Base):
     updated_at: Mapped[int]
 
     __table_args__ = (Index("ix_access_requests_user_id", "user_id", "id"),)
+
+
+class ImpersonationApproval(Base):
+    """Four eyes: an operator's impersonation that policy sends to a second operator
+    first. Approved, it may be used once, soon; the requester can never approve it."""
+
+    __tablename__ = "impersonation_approvals"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    requested_by: Mapped[str] = mapped_column(String(40))  # the operator who asks
+    user_id: Mapped[str] = mapped_column(String(40), ForeignKey("users.id", ondelete="CASCADE"))
+    reason: Mapped[str | None] = mapped_column(String(1000))
+    mode: Mapped[str] = mapped_column(String(16))
+    session_max_duration: Mapped[int]
+    why: Mapped[Json]  # {"rules": [...]}: which of ACTAS_APPROVAL_REQUIRED_FOR applied
+    # pending | approved | refused | used; expired is computed
+    status: Mapped[str] = mapped_column(String(16))
+    decided_by: Mapped[str | None] = mapped_column(String(40))
+    decision_reason: Mapped[str | None] = mapped_column(String(1000))
+    expires_at: Mapped[int]  # pending: undecided by then; approved: unused by then
+    actor_token_id: Mapped[str | None] = mapped_column(String(40))  # the ticket it became
+    decided_at: Mapped[int | None]
+    created_at: Mapped[int]
+    updated_at: Mapped[int]
+
+    __table_args__ = (Index("ix_impersonation_approvals_status", "status", "id"),)
 
 
 class Operator(Base):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session as Db
 from actas._errors import (
     ActorTokenNotPending,
     FormParamInvalid,
+    ImpersonationApprovalRequired,
     ImpersonationRefused,
     ResourceNotFound,
 )
@@ -27,7 +28,7 @@ from actas.server.audit import Record, RequestOrigin
 from actas.server.credentials import Secret
 from actas.server.db.schema import ActorToken
 from actas.server.db.schema import Session as SessionRow
-from actas.server.impersonation import consent, policy
+from actas.server.impersonation import approvals, consent, policy
 from actas.server.impersonation.policy import Requester
 from actas.server.instance import Instance
 from actas.server.roles import FULL, MODES, READ_ONLY, Mode
@@ -98,6 +99,7 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
     actor_sub = _check_actor(actor)
     _check_durations(instance, expires_in, session_max_duration)
     reason = policy.normalize_reason(reason)
+    sent_for_approval: tuple[str, list[str]] | None = None
     try:
         with instance.transaction() as db:
             user = policy.check(db, instance.settings, requester=requester, actor=actor,
@@ -106,11 +108,32 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
                                    mode=mode, permissions=requester.permissions,
                                    override=override, reason=reason,
                                    now_ms=instance.now_ms())
-            return _issue(db, instance, user_id=user_id, actor=actor, actor_sub=actor_sub,
-                          operator_id=requester.operator.id if requester.operator else None,
-                          reason=reason, origin=origin, expires_in=expires_in,
-                          session_max_duration=session_max_duration, mode=mode,
-                          said=said)
+            approval = None
+            if requester.operator is not None:
+                why = approvals.required(
+                    instance.settings, mode=mode, session_max_duration=session_max_duration,
+                    protected=policy.is_protected(db, user, instance.settings),
+                    override=said.basis == consent.OVERRIDE)
+                if why:
+                    approval = approvals.usable(
+                        db, operator_id=requester.operator.id, user_id=user_id, mode=mode,
+                        session_max_duration=session_max_duration, now_ms=instance.now_ms())
+                    if approval is None:
+                        asked = approvals.ask(
+                            db, instance, operator=requester.operator, user_id=user_id,
+                            reason=reason, mode=mode, session_max_duration=session_max_duration,
+                            why=why, origin=origin)
+                        sent_for_approval = (asked.id, why)
+            if sent_for_approval is None:
+                issued = _issue(db, instance, user_id=user_id, actor=actor, actor_sub=actor_sub,
+                                operator_id=requester.operator.id if requester.operator
+                                else None, reason=reason, origin=origin,
+                                expires_in=expires_in,
+                                session_max_duration=session_max_duration, mode=mode,
+                                said=said, approval_id=approval.id if approval else None)
+                if approval is not None:
+                    approvals.use(db, instance, approval, actor_token_id=issued.row.id)
+                return issued
     except ImpersonationRefused as refusal:
         instance.record_alone(Record(
             type="impersonation.refused", actor_sub=actor_sub, user_id=user_id, reason=reason,
@@ -119,12 +142,14 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
                                  "operator_id": requester.operator.id
                                  if requester.operator else None}))
         raise
+    approval_id, why = sent_for_approval
+    raise ImpersonationApprovalRequired(approval_id=approval_id, why=why)
 
 
 def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], actor_sub: str,
            operator_id: str | None, reason: str | None, origin: RequestOrigin, expires_in: int,
            session_max_duration: int, mode: Mode,
-           said: consent.Consent) -> NewActorToken:
+           said: consent.Consent, approval_id: str | None = None) -> NewActorToken:
     now = instance.now_ms()
     ticket = credentials.generate(TICKET_PREFIX)
     token_id = ids.new_id(ACTOR_TOKEN, now)
@@ -133,6 +158,7 @@ def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], a
         user_id=user_id, actor=actor, actor_sub=actor_sub, operator_id=operator_id, reason=reason,
         mode=mode, consent=said.basis,
         access_request_id=said.grant.id if said.grant is not None else None,
+        approval_id=approval_id,
         expires_at=now + expires_in * 1000, session_max_duration=session_max_duration,
         session_id=None, accepted_at=None, revoked_at=None, created_at=now, updated_at=now,
     )
@@ -143,7 +169,8 @@ def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], a
         actor_token_id=token_id, reason=reason, origin=origin,
         data={"actor": actor, "mode": mode, "expires_at": row.expires_at,
               "session_max_duration_in_seconds": session_max_duration,
-              "consent": said.basis, "access_request_id": row.access_request_id}))
+              "consent": said.basis, "access_request_id": row.access_request_id,
+              "approval_id": approval_id}))
     return NewActorToken(row=row, ticket=ticket, url=accept_url(instance, ticket))
 
 
