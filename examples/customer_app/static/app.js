@@ -1,10 +1,13 @@
 // The customer app's page: the actas browser client, served by the actas server itself.
 const actasUrl = document.querySelector('meta[name="actas-url"]').content;
-const { Actas, mountAccessRequests, mountImpersonationBanner } = await import(`${actasUrl}/v1/actas.js`);
+const { Actas, mountAccessRequests, mountImpersonationBanner, mountImpersonationNotice } =
+  await import(`${actasUrl}/v1/actas.js`);
 
 const $ = (id) => document.getElementById(id);
 const actas = await Actas.load({ frontendApi: actasUrl });
 mountImpersonationBanner(actas, { container: $("banner") });
+// Told once, on the next visit, that someone signed in as them (dismissed: never again).
+mountImpersonationNotice(actas, { historyUrl: "#access-history" });
 
 async function api(path, options = {}) {
   const token = await actas.getAuth().getToken();

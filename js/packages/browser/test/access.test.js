@@ -3,7 +3,7 @@ import { beforeEach, describe, test } from "node:test";
 
 import { JSDOM } from "jsdom";
 
-import { Actas, mountAccessRequests } from "../src/actas.js";
+import { Actas, mountAccessRequests, mountImpersonationNotice } from "../src/actas.js";
 import { ACTOR, environment, settle } from "./support.js";
 
 const HOUR = 3600;
@@ -88,5 +88,44 @@ describe("the user's say, in the browser client", () => {
     await settle();
     assert.ok(body.querySelector("[data-testid=actas-access-unavailable]"));
     assert.equal(server.calls("/v1/me/access").length, 0);
+  });
+});
+
+describe("mountImpersonationNotice", () => {
+  const notice = {
+    session_id: "sess_imp", actor: { sub: "op_sam", name: "Sam Support" }, reason: "Ticket #42",
+    mode: "read_only", started_at: T, ended_at: T + 60_000, status: "ended",
+  };
+
+  test("tells the user, calls back, and marks the notices seen when dismissed", async () => {
+    const { actas, server } = await signedIn();
+    server.fail("/v1/me/impersonation_notices", reply({ response: [notice], client: null }));
+    const told = [];
+    mountImpersonationNotice(actas, { container: body, historyUrl: "/account#access",
+                                      onNotice: (n) => told.push(n) });
+    await settle();
+    await settle();
+    assert.equal(told.length, 1);
+    const toast = body.querySelector("[data-testid=actas-impersonation-notice]");
+    assert.match(toast.textContent, /Sam Support, 2025-01-16 09:00 UTC, read-only: Ticket #42/);
+    assert.equal(toast.querySelector("a").getAttribute("href"), "/account#access");
+    server.fail("/v1/me/impersonation_notices/seen", reply({ response: { seen_at: T }, client: null }));
+    toast.querySelector("[data-testid=actas-impersonation-notice-dismiss]").click();
+    await settle();
+    assert.equal(server.calls("/v1/me/impersonation_notices/seen").length, 1);
+    assert.equal(body.querySelector("[data-testid=actas-impersonation-notice]"), null);
+  });
+
+  test("nothing new: no toast; an impersonator: not even asked", async () => {
+    const { actas, server } = await signedIn();
+    server.fail("/v1/me/impersonation_notices", reply({ response: [], client: null }));
+    mountImpersonationNotice(actas, { container: body });
+    await settle();
+    assert.equal(body.querySelector("[data-testid=actas-impersonation-notice]"), null);
+
+    const watched = await signedIn({ actor: ACTOR });
+    mountImpersonationNotice(watched.actas, { container: body });
+    await settle();
+    assert.equal(watched.server.calls("/v1/me/impersonation_notices").length, 0);
   });
 });

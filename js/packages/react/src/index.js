@@ -25,6 +25,7 @@ import {
   describeImpersonation,
   formatCountdown,
   mountAccessRequests,
+  mountImpersonationNotice,
   nextTick,
 } from "@actas/browser";
 
@@ -293,4 +294,34 @@ export function AccessRequest({ grantSeconds, offerSeconds, onChange, onError } 
     });
   }, [actas, isSignedIn, actor?.sub, grantSeconds, offerSeconds]);
   return h("div", { ref, "data-testid": "actas-access-root" });
+}
+
+/**
+ * Tells the signed-in user about impersonations of their account since they last
+ * looked: `onNotice` is called, and (unless `toast={false}`) a dismissable note shows
+ * who, when and why, linking to `historyUrl`. Wraps the browser client's
+ * `mountImpersonationNotice`; shows nothing to an impersonator.
+ *
+ * @param {{
+ *   historyUrl?: string,
+ *   toast?: boolean,
+ *   onNotice?: (notices: import("@actas/browser").ImpersonationNotice[]) => void,
+ *   onError?: (error: unknown) => void,
+ * }} props
+ */
+export function ImpersonationNotice({ historyUrl, toast, onNotice, onError } = {}) {
+  const actas = useActas();
+  const { isSignedIn, sessionId } = useAuth();
+  const ref = React.useRef(/** @type {HTMLDivElement | null} */ (null));
+  const callbacks = React.useRef({ onNotice, onError });
+  callbacks.current = { onNotice, onError };
+  React.useEffect(() => {
+    if (!actas || !isSignedIn || !ref.current) return undefined;
+    return mountImpersonationNotice(actas, {
+      container: ref.current, historyUrl, toast,
+      onNotice: (notices) => callbacks.current.onNotice?.(notices),
+      onError: (error) => callbacks.current.onError?.(error),
+    });
+  }, [actas, isSignedIn, sessionId, historyUrl, toast]);
+  return h("div", { ref, "data-testid": "actas-notice-root" });
 }

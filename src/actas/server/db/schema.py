@@ -51,6 +51,9 @@ class User(Base):
     # allowed | ask | never; null: the instance's default
     # (ACTAS_IMPERSONATION_PREFERENCE_DEFAULT). See actas.server.impersonation.consent.
     impersonation_preference: Mapped[str | None] = mapped_column(String(8))
+    # Impersonations that started after this are news to the user (the browser SDK's
+    # notice); set when the user dismisses it.
+    impersonations_seen_at: Mapped[int | None]
     last_sign_in_at: Mapped[int | None]
     last_active_at: Mapped[int | None]
     created_at: Mapped[int]

@@ -125,14 +125,50 @@ def get_access_history(request: Request) -> Envelope[list[AccessObject]]:
     with instance.transaction() as db:
         _session, user = active_session(db, instance, request)
         entries = access_history.of_user(db, user.id, instance.now_ms())
-    return Envelope(response=[
-        AccessObject(session_id=e.session_id, actor=e.actor, reason=e.reason,
-                     started_at=e.started_at, ended_at=e.ended_at, status=e.status,
-                     duration_ms=e.ended_at - e.started_at if e.ended_at else None, mode=e.mode,
-                     activity=[ActivityObject(method=a.method, route=a.route, status=a.status,
-                                              refused=a.refused, occurred_at=a.occurred_at)
-                               for a in e.activity], activity_total=e.activity_total)
-        for e in entries], client=None)
+    return Envelope(response=[_access_object(e) for e in entries], client=None)
+
+
+def _access_object(e: access_history.Access) -> AccessObject:
+    return AccessObject(
+        session_id=e.session_id, actor=e.actor, reason=e.reason, started_at=e.started_at,
+        ended_at=e.ended_at, status=e.status,
+        duration_ms=e.ended_at - e.started_at if e.ended_at else None, mode=e.mode,
+        activity=[ActivityObject(method=a.method, route=a.route, status=a.status,
+                                 refused=a.refused, occurred_at=a.occurred_at)
+                  for a in e.activity], activity_total=e.activity_total)
+
+
+@router.get("/v1/me/impersonation_notices", response_model=Envelope[list[AccessObject]],
+            summary="Impersonations of my account I have not been shown yet (none to an "
+            "impersonator)")
+def get_impersonation_notices(request: Request) -> Envelope[list[AccessObject]]:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        session, user = active_session(db, instance, request)
+        if session.actor is not None:  # news for the user, not for whoever acts as them
+            return Envelope(response=[], client=None)
+        entries = access_history.unseen(db, user, instance.now_ms())
+    return Envelope(response=[_access_object(e) for e in entries], client=None)
+
+
+class SeenObject(BaseModel):
+    object: Literal["impersonation_notices_seen"] = "impersonation_notices_seen"
+    seen_at: int
+
+
+@router.post("/v1/me/impersonation_notices/seen", response_model=Envelope[SeenObject],
+             summary="I have seen the notice of impersonations of my account (not while "
+             "impersonated)")
+def see_impersonation_notices(request: Request,
+                              _origin: str = Depends(trusted_origin)) -> Envelope[SeenObject]:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        session, _user = active_session(db, instance, request)
+    forbid_impersonated(instance, request, session, "dismiss the impersonation notice")
+    with instance.transaction() as db:
+        _session, user = active_session(db, instance, request)
+        user.impersonations_seen_at = instance.now_ms()
+        return Envelope(response=SeenObject(seen_at=user.impersonations_seen_at), client=None)
 
 
 REAUTHENTICATION_FAILED = "user.reauthentication_failed"

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
 from actas.server import sessions
-from actas.server.db.schema import ActorToken, ImpersonationActivity
+from actas.server.db.schema import ActorToken, ImpersonationActivity, User
 from actas.server.db.schema import Session as SessionRow
 from actas.server.impersonation import activity
 
@@ -50,3 +50,14 @@ def of_user(db: Db, user_id: str, now_ms: int, *, limit: int = 100) -> list[Acce
                               activity=done[session.id].entries if session.id in done else (),
                               activity_total=done[session.id].total if session.id in done else 0))
     return history
+
+
+NOTICES_MAX = 20
+
+
+def unseen(db: Db, user: User, now_ms: int) -> list[Access]:
+    """Impersonations of the user that started after they last dismissed the notice of
+    them (all of them, if they never did), newest first; at most NOTICES_MAX."""
+    since = user.impersonations_seen_at or 0
+    return [a for a in of_user(db, user.id, now_ms, limit=NOTICES_MAX)
+            if a.started_at > since]

@@ -542,6 +542,20 @@ export class Actas {
       { duration_in_seconds: durationInSeconds, mode, ...(note ? { note } : {}) })).response;
   }
 
+  /**
+   * Impersonations of the signed-in user's account they have not been shown yet,
+   * newest first (none while someone is impersonating them).
+   * @returns {Promise<ImpersonationNotice[]>}
+   */
+  async getImpersonationNotices() {
+    return (await this.#request("GET", "/v1/me/impersonation_notices")).response;
+  }
+
+  /** The user has seen them: they are not shown again. */
+  async markImpersonationNoticesSeen() {
+    return (await this.#request("POST", "/v1/me/impersonation_notices/seen")).response;
+  }
+
   // --- I/O -----------------------------------------------------------------
 
   /**
@@ -671,6 +685,104 @@ const DAY_SECONDS = 86_400;
  *   requests: AccessRequest[],
  * }} AccessState
  */
+
+/**
+ * @typedef {{
+ *   session_id: string, actor: Actor, reason: string | null, mode: "read_only" | "full",
+ *   started_at: number, ended_at: number | null, status: string,
+ * }} ImpersonationNotice
+ */
+
+/**
+ * Tell the signed-in user about impersonations of their account since they last
+ * looked: ``onNotice(notices)`` is called (the event), and, unless ``toast: false``, a
+ * dismissable note is shown at the bottom of the page ("Sam Support signed in to your
+ * account on …, read-only: Ticket #42"), linking to ``historyUrl``. Dismissing it marks
+ * the notices seen on the server, for every device. Nothing is shown to an impersonator.
+ *
+ * @param {Actas} actas
+ * @param {{
+ *   container?: Element,
+ *   toast?: boolean,
+ *   historyUrl?: string,
+ *   onNotice?: (notices: ImpersonationNotice[]) => void,
+ *   onError?: (error: unknown) => void,
+ * }} [options]
+ * @returns {() => void} unmount
+ */
+export function mountImpersonationNotice(actas, options = {}) {
+  const container = options.container ?? /** @type {any} */ (globalThis).document?.body;
+  if (!container) throw new TypeError("mountImpersonationNotice needs a container.");
+  const doc = container.ownerDocument;
+  /** @type {HTMLElement | null} */ let toast = null;
+  let gone = false;
+  const when = (/** @type {number} */ ms) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+
+  const show = (/** @type {ImpersonationNotice[]} */ notices) => {
+    toast = doc.createElement("div");
+    toast.setAttribute("role", "status");
+    toast.dataset.testid = "actas-impersonation-notice";
+    Object.assign(toast.style, {
+      position: "fixed", bottom: "1em", right: "1em", left: "1em", maxWidth: "32em",
+      marginLeft: "auto", zIndex: "2147483646", padding: "0.75em 1em", boxSizing: "border-box",
+      background: "#ffffff", color: "#1b1f24", border: "2px solid #b00020", borderRadius: "8px",
+      boxShadow: "0 4px 16px rgba(0, 0, 0, 0.2)", font: "15px/1.45 system-ui, sans-serif",
+    });
+    const title = doc.createElement("strong");
+    title.textContent = notices.length === 1
+      ? "Someone from support signed in to your account"
+      : `Support signed in to your account ${notices.length} times`;
+    const list = doc.createElement("ul");
+    list.style.margin = "0.4em 0";
+    list.style.paddingLeft = "1.2em";
+    for (const n of notices.slice(0, 3)) {
+      const item = doc.createElement("li");
+      const who = n.actor?.name || n.actor?.email || "Support";
+      item.textContent = `${who}, ${when(n.started_at)}${n.mode === "read_only" ? ", read-only" : ""}: ${n.reason ?? "no reason given"}`;
+      list.append(item);
+    }
+    const actions = doc.createElement("div");
+    if (options.historyUrl) {
+      const link = doc.createElement("a");
+      link.href = options.historyUrl;
+      link.textContent = "See who accessed your account";
+      actions.append(link, doc.createTextNode(" "));
+    }
+    const dismiss = doc.createElement("button");
+    dismiss.type = "button";
+    dismiss.textContent = "Got it";
+    dismiss.dataset.testid = "actas-impersonation-notice-dismiss";
+    dismiss.addEventListener("click", async () => {
+      dismiss.disabled = true;
+      try {
+        await actas.markImpersonationNoticesSeen();
+        toast?.remove();
+        toast = null;
+      } catch (error) {
+        dismiss.disabled = false;
+        if (options.onError) options.onError(error);
+      }
+    });
+    actions.append(dismiss);
+    toast.append(title, list, actions);
+    container.append(toast);
+  };
+
+  (async () => {
+    const auth = actas.getAuth();
+    if (!auth.isSignedIn || auth.actor) return;
+    const notices = await actas.getImpersonationNotices();
+    if (gone || !notices.length) return;
+    options.onNotice?.(notices);
+    if (options.toast !== false) show(notices);
+  })().catch((error) => {
+    if (options.onError) options.onError(error);
+  });
+  return () => {
+    gone = true;
+    toast?.remove();
+  };
+}
 
 const PREFERENCE_LABELS = Object.freeze({
   allowed: "Support may sign in as me when they need to",
