@@ -16,6 +16,7 @@ from tests.e2e.conftest import (
     dashboard_sign_in,
     screenshot,
 )
+from tests.support.receivers import wait_until
 
 BANNER = "[data-testid=actas-impersonation-banner]"
 
@@ -133,3 +134,8 @@ def test_a_user_who_refuses_is_impersonated_only_by_an_owners_override(
     watched = _impersonate(page, stack, "Fraud report #77: spam sent from this account")
     expect(watched.locator(BANNER)).to_contain_text("Max Tester")
     screenshot(page, "14-owner-override")
+    # Max is told, whatever the notice settings: `actas dev` prints the mail it sends.
+    wait_until(lambda: "Subject: Olivia Owner signed in to your account (your preference was "
+                       "overridden)" in stack.log.read_text(),
+               lambda: "the override notice was not sent")
+    assert "To: max@example.com" in stack.log.read_text()

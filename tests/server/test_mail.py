@@ -214,3 +214,27 @@ def test_without_a_mail_server_nothing_is_queued(backend: TestClient, browser: T
     _impersonate(backend, browser)
     with instance.transaction() as db:
         assert db.scalars(select(MailMessage)).all() == []
+
+
+def test_a_daily_digest_instead_of_a_mail_each_time(
+        backend: TestClient, browser: TestClient, instance: Instance, inbox: Inbox,
+        clock: FrozenClock) -> None:
+    import dataclasses
+
+    from actas.server import notices
+
+    notices._digested.clear()
+    object.__setattr__(instance, "settings", dataclasses.replace(
+        instance.settings, impersonation_notices=("digest",)))
+    _user_id, first = _impersonate(backend, browser)
+    backend.post(f"/v1/sessions/{first}/revoke")
+    assert mail.deliver_due(instance) == 0  # nothing at the time
+    clock.advance(seconds=notices.DAY_MS // 1000)
+    assert notices.queue_digests(instance) == 1
+    assert notices.queue_digests(instance) == 0  # once a day
+    notices._digested.clear()  # another process, or a restart: still queued once
+    assert notices.queue_digests(instance) == 0
+    assert mail.deliver_due(instance) == 1
+    [digest] = inbox.messages
+    assert "Your account was accessed by support 1 time on" in str(digest["Subject"])
+    assert "- Sam Support, at" in _text(digest) and "Ticket #4242" in _text(digest)

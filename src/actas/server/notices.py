@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 
 from actas.server import mail
@@ -108,6 +109,66 @@ def _about_session(db: Db, settings: Settings, kind: str, session: SessionRow,
     if context["override"] and kind == "impersonation_started":
         subject += " (your preference was overridden)"
     return _render(settings, kind, f"{kind}:{session.id}", address, subject, context, user)
+
+
+DAY_MS = 86_400_000
+# The last day each database's digests were queued from this process: the worker asks
+# every round, the work is done once a day (and queued once in all, by dedupe key).
+_digested: dict[str, int] = {}
+
+
+def queue_digests(instance: Instance) -> int:
+    """With ``digest`` in ACTAS_IMPERSONATION_NOTICES: one mail per user on the day after
+    their account was impersonated, listing each impersonation of that (UTC) day. Safe to
+    run every round, on every replica: a user's digest of a day is queued once."""
+    settings = instance.settings
+    if "digest" not in settings.impersonation_notices or not mail.enabled(settings):
+        return 0
+    today = instance.now_ms() // DAY_MS * DAY_MS
+    day = today - DAY_MS
+    if _digested.get(settings.database_url) == day:
+        return 0
+    queued = 0
+    with instance.transaction() as db:
+        rows = db.scalars(select(SessionRow).where(
+            SessionRow.actor_sub.is_not(None), SessionRow.created_at >= day,
+            SessionRow.created_at < today).order_by(SessionRow.user_id, SessionRow.created_at)
+            .limit(10_000)).all()
+        by_user: dict[str, list[SessionRow]] = {}
+        for row in rows:
+            by_user.setdefault(row.user_id, []).append(row)
+        for user_id, sessions in by_user.items():
+            message = _digest(db, settings, user_id, sessions, day)
+            if message is not None and mail.queue(db, instance, message):
+                queued += 1
+    _digested[settings.database_url] = day
+    return queued
+
+
+def _digest(db: Db, settings: Settings, user_id: str, rows: list[SessionRow],
+            day: int) -> mail.Outgoing | None:
+    user = db.get(User, user_id)
+    address = _address(user)
+    if user is None or address is None:
+        return None
+    tokens = {t.id: t for t in db.scalars(select(ActorToken).where(
+        ActorToken.id.in_([r.actor_token_id for r in rows if r.actor_token_id])))}
+    entries = []
+    for row in rows:
+        token = tokens.get(row.actor_token_id or "")
+        ended = row.ended_at or min(row.expire_at, row.abandon_at)
+        entries.append({"actor_name": actor_name(db, row.actor),
+                        "started_at": _when(row.created_at),
+                        "duration": _duration(ended - row.created_at),
+                        "reason": token.reason if token else None,
+                        "mode": row.impersonation_mode or "read_only"})
+    date = _when(day)[:10]
+    context = {**_common(settings, user), "entries": entries, "date": date}
+    count = len(entries)
+    subject = (f"Your account was accessed by support {count} time{'s' if count != 1 else ''}"
+               f" on {date}")
+    return _render(settings, "impersonation_digest", f"digest:{user.id}:{date}", address,
+                   subject, context, user)
 
 
 def _about_request(db: Db, settings: Settings, request: AccessRequest) -> mail.Outgoing | None:

@@ -335,7 +335,7 @@ def _approval_rules(value: Any) -> tuple[str, ...]:
     return tuple(rules)
 
 
-NOTICE_KINDS = ("start", "end", "requests")
+NOTICE_KINDS = ("start", "end", "requests", "digest")
 
 
 def _notices(value: Any) -> tuple[str, ...]:

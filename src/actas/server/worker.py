@@ -17,7 +17,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from actas.server import audit_verification, mail, rate_limits, sessions, webhooks
+from actas.server import (
+    audit_verification,
+    mail,
+    notices,
+    rate_limits,
+    sessions,
+    webhooks,
+)
 from actas.server.impersonation import activity, redemption
 from actas.server.instance import Instance
 
@@ -43,6 +50,7 @@ def run_once(instance: Instance, client: httpx.Client,
         activity.prune(db, instance)
     audit_verification.advance(instance)
     try:
+        notices.queue_digests(instance)  # yesterday's, once per user (when configured)
         mail.deliver_due(instance)  # at most a few per round; stops at a mail server's failure
     except Exception:  # the rest of the round does not depend on it
         log.exception("sending mail failed")
