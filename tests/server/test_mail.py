@@ -238,3 +238,35 @@ def test_a_daily_digest_instead_of_a_mail_each_time(
     [digest] = inbox.messages
     assert "Your account was accessed by support 1 time on" in str(digest["Subject"])
     assert "- Sam Support, at" in _text(digest) and "Ticket #4242" in _text(digest)
+
+
+def test_a_name_with_line_breaks_is_one_line_and_blocks_nobody(
+        backend: TestClient, browser: TestClient, instance: Instance, inbox: Inbox) -> None:
+    """An actor's name is free text from the Backend API; in a subject, a line break
+    would be a header of its own. It is flattened, and a message that cannot be sent
+    at all is counted as failed rather than holding back the ones behind it."""
+    user = create_user(backend)
+    token = create_actor_token(backend, user["id"], actor={"name": "Sam\r\nBcc: x@evil.test"})
+    redeem(browser, token["token"])
+    with instance.transaction() as db:
+        mail.queue(db, instance, mail.Outgoing(
+            kind="test", dedupe_key="test:bad", to_address="bob@example.com",
+            subject="broken\nsubject", text_body="x", html_body="<p>x</p>"))
+        mail.queue(db, instance, mail.Outgoing(
+            kind="test", dedupe_key="test:good", to_address="carol@example.com",
+            subject="fine", text_body="x", html_body="<p>x</p>"))
+    assert mail.deliver_due(instance) == 2
+    subjects = [str(m["Subject"]) for m in inbox.messages]
+    assert "Sam Bcc: x@evil.test signed in to your account" in subjects and "fine" in subjects
+    assert all("Bcc" not in m for m in inbox.messages)
+    with instance.transaction() as db:
+        bad = db.scalars(select(MailMessage).where(MailMessage.dedupe_key == "test:bad")).one()
+        assert (bad.status, bad.attempts, bad.last_error) == ("pending", 1, "ValueError")
+
+
+def test_refused_recipients_are_not_written_to_the_log() -> None:
+    import smtplib
+
+    refused = smtplib.SMTPRecipientsRefused({"ada@example.com": (550, b"no such user")})
+    assert mail.describe(refused) == "SMTPRecipientsRefused: SMTP 550"
+    assert "ada@" not in mail.describe(smtplib.SMTPDataError(554, b"ada@example.com"))

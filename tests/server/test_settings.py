@@ -153,3 +153,9 @@ def test_trusted_proxies_are_networks_and_a_wildcard_is_refused(tmp_path: Path) 
     for bad in ("*", "proxy.internal", "10.0.0.0/33"):
         with pytest.raises(ConfigurationInvalid, match="ACTAS_TRUSTED_PROXIES"):
             _load(tmp_path, {"ACTAS_TRUSTED_PROXIES": bad})
+
+
+def test_trusting_every_address_or_a_mistyped_network_is_refused(tmp_path: Path) -> None:
+    for bad in ("0.0.0.0/0", "::/0", "10.0.0.5/8"):
+        with pytest.raises(ConfigurationInvalid, match="ACTAS_TRUSTED_PROXIES"):
+            _load(tmp_path, {"ACTAS_TRUSTED_PROXIES": bad})

@@ -20,6 +20,7 @@ import secrets
 import smtplib
 import ssl
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -42,9 +43,10 @@ log = logging.getLogger("actas.mail")
 MAIL = "mail"
 MAX_ATTEMPTS = 8
 BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600)
-LEASE_MS = 60_000
+LEASE_MS = 120_000
 SMTP_TIMEOUT_SECONDS = 10
-PER_ROUND = 20
+PER_ROUND = 5
+ROUND_BUDGET_SECONDS = 30.0  # a round stops sending after this, well inside the lease
 
 
 def enabled(settings: Settings) -> bool:
@@ -100,19 +102,37 @@ def deliver_due(instance: Instance, *, send: Send | None = None, limit: int = PE
     transport = send or transport_of(settings)
     holder = secrets.token_hex(8)
     sent = 0
-    for message_id in _claim(instance, holder, limit):
+    deadline = time.monotonic() + ROUND_BUDGET_SECONDS
+    claimed = _claim(instance, holder, limit)
+    for index, message_id in enumerate(claimed):
+        if time.monotonic() > deadline:  # a slow server: the rest go back for another round
+            _release(instance, claimed[index:], holder)
+            break
         with instance.transaction() as db:
             row = db.get(MailMessage, message_id)
         if row is None or row.lease_holder != holder:
             continue
         try:
             transport(_email(settings, row))
-        except (OSError, smtplib.SMTPException) as error:
+        # Any error: a message that cannot be sent must not block the ones behind it.
+        except Exception as error:
             _failed(instance, row, holder, error)
-            break
+            if isinstance(error, OSError | smtplib.SMTPServerDisconnected):
+                _release(instance, claimed[index + 1:], holder)
+                break  # the server is down or gone: the next ones would fail the same way
+            continue
         _sent(instance, row, holder)
         sent += 1
     return sent
+
+
+def _release(instance: Instance, message_ids: list[str], holder: str) -> None:
+    if not message_ids:
+        return
+    with instance.transaction() as db:
+        db.execute(update(MailMessage)
+                   .where(MailMessage.id.in_(message_ids), MailMessage.lease_holder == holder)
+                   .values(lease_holder=None, lease_until=None))
 
 
 def _claim(instance: Instance, holder: str, limit: int) -> list[str]:
@@ -150,8 +170,7 @@ def _failed(instance: Instance, row: MailMessage, holder: str, error: Exception)
     now = instance.now_ms()
     attempts = row.attempts + 1
     wait = BACKOFF_SECONDS[min(attempts - 1, len(BACKOFF_SECONDS) - 1)]
-    # The error's class and text, never the message (an address, a body).
-    reason = f"{type(error).__name__}: {error}"[:500]
+    reason = describe(error)
     log.warning("mail %s not sent (attempt %d): %s", row.id, attempts, reason)
     with instance.transaction() as db:
         db.execute(update(MailMessage)
@@ -160,6 +179,19 @@ def _failed(instance: Instance, row: MailMessage, holder: str, error: Exception)
                            attempts=attempts, next_attempt_at=now + wait * 1000,
                            lease_holder=None, lease_until=None, last_error=reason,
                            updated_at=now))
+
+
+def describe(error: Exception) -> str:
+    """What went wrong, for the log and ``last_error``: the error's class and the SMTP
+    reply code, never its text (a refused recipient's address is in it)."""
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"{type(error).__name__}: SMTP {error.smtp_code}"
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = sorted({code for code, _text in error.recipients.values()})
+        return f"SMTPRecipientsRefused: SMTP {', '.join(map(str, codes))}"
+    if isinstance(error, OSError):
+        return f"{type(error).__name__}: {error.strerror or 'connection failed'}"
+    return type(error).__name__
 
 
 def _email(settings: Settings, row: MailMessage) -> EmailMessage:
@@ -193,6 +225,9 @@ def transport_of(settings: Settings) -> Send:
             if smtp.has_extn("starttls"):
                 smtp.starttls(context=ssl.create_default_context())
                 smtp.ehlo()
+            elif user:  # never a password in the clear (a stripped STARTTLS, say)
+                raise smtplib.SMTPNotSupportedError(
+                    "the mail server offers no STARTTLS; not sending the password in clear")
             _login_and_send(smtp, user, password, message)
 
     return send

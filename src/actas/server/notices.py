@@ -196,17 +196,25 @@ def _render(settings: Settings, kind: str, key: str, address: str, subject: str,
 
 def actor_name(db: Db, actor: Any) -> str:
     """The impersonator as the user should read them: a name or an email, an operator's
-    record when only their id is known, never a bare id."""
+    record when only their id is known, never a bare id; one line of printable text
+    (it goes into a mail's subject)."""
     if not isinstance(actor, dict):
         return "A support engineer"
     for key in ("name", "email"):
-        if isinstance(actor.get(key), str) and actor[key].strip():
-            return str(actor[key]).strip()
+        value = actor.get(key)
+        if isinstance(value, str) and _printable(value):
+            return _printable(value)
     sub = actor.get("sub")
     operator = db.get(Operator, sub) if isinstance(sub, str) else None
     if operator is not None:
         return operator.name or operator.email_address
     return "A support engineer"
+
+
+def _printable(text: str, limit: int = 120) -> str:
+    """Control characters (line breaks included) become spaces; runs of space collapse."""
+    cleaned = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in text)
+    return " ".join(cleaned.split())[:limit]
 
 
 def _address(user: User | None) -> str | None:

@@ -367,12 +367,15 @@ def _networks(value: Any) -> tuple[str, ...]:
     out: list[str] = []
     for item in filter(None, items):
         try:
-            out.append(str(ipaddress.ip_network(item, strict=False)))
+            network = ipaddress.ip_network(item, strict=True)  # 10.0.0.5/8 is a typo, not /8
         except ValueError:
+            network = None
+        if network is None or network.prefixlen == 0:
             raise ConfigurationInvalid(
                 "ACTAS_TRUSTED_PROXIES lists the addresses or networks of your reverse "
-                f"proxies, comma-separated (e.g. 10.0.0.5,10.1.0.0/16); got {item!r}."
-            ) from None
+                f"proxies, comma-separated (e.g. 10.0.0.5,10.1.0.0/16); got {item!r}. "
+                "Trusting every address would let any client choose its own.")
+        out.append(str(network))
     return tuple(out)
 
 

@@ -160,3 +160,58 @@ def approvals_pending(instance: Instance) -> str:
     with instance.transaction() as db:
         [row] = approvals.queue(db, instance.now_ms())
         return row.id
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_one_approval_is_one_ticket_even_when_started_twice_at_once(
+        backend: TestClient, instance: Instance) -> None:
+    import threading
+
+    ada = create_user(backend)
+    alice, olive = _op(instance, "alice@s.test", "admin"), _op(instance, "olive@s.test", "owner")
+    with pytest.raises(ImpersonationApprovalRequired) as sent:
+        _start(instance, alice, ada["id"])
+    _decide(instance, sent.value.meta["approval_id"], olive, approve=True)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def start() -> None:
+        barrier.wait()
+        try:
+            _start(instance, alice, ada["id"])
+            outcomes.append("ticket")
+        except (ApprovalNotPending, ImpersonationApprovalRequired):
+            outcomes.append("no")
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("ticket") == 1, outcomes
+
+
+def test_an_approval_is_for_what_the_approver_saw(backend: TestClient,
+                                                   instance: Instance) -> None:
+    """Approved as a plain full impersonation, it cannot become an override of a user
+    who said "never" meanwhile; and only who holds the override may approve one."""
+    ada = create_user(backend)
+    olive, otto = _op(instance, "olive@s.test", "owner"), _op(instance, "otto@s.test", "owner")
+    admin = _op(instance, "adam@s.test", "admin")
+    with pytest.raises(ImpersonationApprovalRequired) as sent:
+        _start(instance, olive, ada["id"])
+    _decide(instance, sent.value.meta["approval_id"], otto, approve=True)
+    backend.patch(f"/v1/users/{ada['id']}", json={"impersonation_preference": "never"})
+
+    def override() -> None:
+        actor_tokens.create(instance, requester=Requester.of_operator(olive), user_id=ada["id"],
+                            actor={"sub": olive.id}, reason="Fraud #7", origin=ORIGIN,
+                            mode="full", session_max_duration=1800, override=True)
+
+    with pytest.raises(ImpersonationApprovalRequired) as again:
+        override()
+    assert again.value.meta["approval_id"] != sent.value.meta["approval_id"]
+    with pytest.raises(PermissionDenied, match="impersonate:override"):
+        _decide(instance, again.value.meta["approval_id"], admin, approve=True)
+    _decide(instance, again.value.meta["approval_id"], otto, approve=True)
+    override()  # now it is an approved override

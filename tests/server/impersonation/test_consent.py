@@ -271,3 +271,61 @@ def test_an_impersonator_cannot_answer_for_the_user(
     sign_in(browser, "grace@example.com")
     other = browser.post(f"/v1/me/access_requests/{asked['id']}/grant", json={})
     assert other.status_code == 404
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_switching_sessions_mid_request_does_not_let_an_impersonator_answer(
+        backend: TestClient, operator_browser: TestClient, browser: TestClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race a review found: an operator in a full impersonation signs in to their own
+    account in the same browser, then ends that session while a change to "their"
+    preference is under way, hoping the check sees their own session and the change lands
+    on the impersonated user. Check and change now read the active session once."""
+    import threading
+
+    from actas.server.frontend_api import me
+
+    victim = create_user(backend, "vic@example.com", impersonation_preference="ask")
+    create_user(backend, "eve@example.com")  # the operator's own account in the app
+    asked = _ask(backend, victim["id"], sub="agent_eve", mode="full")
+    sign_in(browser, "vic@example.com")
+    browser.post(f"/v1/me/access_requests/{asked['id']}/grant", json={})
+    token = _token(backend, victim["id"], sub="agent_eve", mode="full")
+    redeem(operator_browser, token.json()["token"])
+    own = sign_in(operator_browser, "eve@example.com")
+
+    real = me.active_session
+    switched = threading.Event()
+
+    def then_switch(db: Any, instance: Any, request: Any) -> Any:
+        found = real(db, instance, request)
+        if not switched.is_set():  # a concurrent request ends the operator's own session
+            switched.set()
+            ender = threading.Thread(target=lambda: operator_browser.post(
+                f"/v1/client/sessions/{own}/end", json={}))
+            ender.start()
+            ender.join()
+        return found
+
+    monkeypatch.setattr(me, "active_session", then_switch)
+    operator_browser.patch("/v1/me/access", json={"impersonation_preference": "allowed"})
+    assert switched.is_set()
+    assert backend.get(f"/v1/users/{victim['id']}").json()["impersonation_preference"] == "ask"
+
+
+def test_a_grant_limits_each_impersonation_to_what_the_user_was_asked(
+        backend: TestClient, browser: TestClient) -> None:
+    ada = _ada(backend, "ask")
+    asked = _ask(backend, ada["id"], session_max_duration_in_seconds=900)
+    sign_in(browser)
+    browser.post(f"/v1/me/access_requests/{asked['id']}/grant", json={})
+    token = _token(backend, ada["id"], mode="read_only", session_max_duration_in_seconds=14400)
+    assert token.json()["session_max_duration_in_seconds"] == 900
+
+
+def test_an_access_request_names_a_real_actor(backend: TestClient) -> None:
+    ada = _ada(backend, "ask")
+    for actor in ({}, {"sub": 7}, {"sub": "op_1", "name": "x" * 5000}):
+        response = backend.post("/v1/access_requests", json={
+            "user_id": ada["id"], "actor": actor, "reason": "r"})
+        assert response.status_code == 422, actor

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from actas.server.frontend_api.me import active_session, forbid_impersonated
+from actas.server.frontend_api.me import own_account
 from actas.server.frontend_api.responses import Envelope
 from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
@@ -35,8 +35,7 @@ class AccessObject(BaseModel):
 def _access(request: Request) -> AccessObject:
     instance = instance_of(request)
     now = instance.now_ms()
-    with instance.transaction() as db:
-        _session, user = active_session(db, instance, request)
+    with own_account(instance, request, "read the access requests") as (db, _session, user):
         rows = access_requests.of_user(db, user.id)
         return AccessObject(
             impersonation_preference=consent.preference_of(user, instance.settings),
@@ -62,11 +61,8 @@ class PreferenceBody(RequestBody):
 def set_preference(request: Request, body: PreferenceBody,
                    _origin: str = Depends(trusted_origin)) -> Envelope[AccessObject]:
     instance = instance_of(request)
-    with instance.transaction() as db:
-        session, _user = active_session(db, instance, request)
-    forbid_impersonated(instance, request, session, "change the impersonation preference")
-    with instance.transaction() as db:
-        _session, user = active_session(db, instance, request)
+    with own_account(instance, request, "change the impersonation preference") as (
+            db, _session, user):
         preferences.set_preference(db, instance, user, body.impersonation_preference,
                                    origin=request_origin(request), by="user")
     return Envelope(response=_access(request), client=None)
@@ -84,12 +80,8 @@ class OfferBody(GrantBody):
 def _answer(request: Request, action: str, request_id: str,
             seconds: int | None = None) -> Envelope[AccessRequestObject]:
     instance = instance_of(request)
-    with instance.transaction() as db:
-        session, _user = active_session(db, instance, request)
-    forbid_impersonated(instance, request, session, f"{action} an access request")
     origin = request_origin(request)
-    with instance.transaction() as db:
-        _session, user = active_session(db, instance, request)
+    with own_account(instance, request, f"{action} an access request") as (db, _session, user):
         if action == "grant":
             assert seconds is not None
             row = access_requests.grant(db, instance, user=user, request_id=request_id,
@@ -131,11 +123,7 @@ def revoke(request: Request, request_id: str,
 def offer(request: Request, body: OfferBody,
           _origin: str = Depends(trusted_origin)) -> Envelope[AccessRequestObject]:
     instance = instance_of(request)
-    with instance.transaction() as db:
-        session, _user = active_session(db, instance, request)
-    forbid_impersonated(instance, request, session, "offer access")
-    with instance.transaction() as db:
-        _session, user = active_session(db, instance, request)
+    with own_account(instance, request, "offer access") as (db, _session, user):
         row = access_requests.offer(db, instance, user=user, seconds=body.duration_in_seconds,
                                     mode=body.mode, note=body.note,
                                     origin=request_origin(request))

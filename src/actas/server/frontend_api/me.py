@@ -10,6 +10,8 @@ change made by an impersonator names them in the audit log.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -56,6 +58,22 @@ def forbid_impersonated(instance: Instance, request: Request, session: SessionRo
         origin=request_origin(request), data={"action": action, "actor": session.actor}))
     raise ImpersonatedSessionForbidden(
         f"Can't {action} while impersonating this user.", action=action)
+
+
+@contextlib.contextmanager
+def own_account(instance: Instance, request: Request, action: str
+                ) -> Iterator[tuple[Db, SessionRow, User]]:
+    """One transaction on the signed-in user's own account, refused (and audited) when
+    this browser's active session is an impersonation. The check and the change read
+    the active session once, in the same transaction: a browser cannot switch its
+    active session between them (ending another session, say) to act for the user."""
+    with instance.transaction() as db:
+        session, user = active_session(db, instance, request)
+        if session.actor is None:
+            yield db, session, user
+            return
+        refused = session
+    forbid_impersonated(instance, request, refused, action)
 
 
 class UpdateMeBody(RequestBody):
@@ -162,11 +180,7 @@ class SeenObject(BaseModel):
 def see_impersonation_notices(request: Request,
                               _origin: str = Depends(trusted_origin)) -> Envelope[SeenObject]:
     instance = instance_of(request)
-    with instance.transaction() as db:
-        session, _user = active_session(db, instance, request)
-    forbid_impersonated(instance, request, session, "dismiss the impersonation notice")
-    with instance.transaction() as db:
-        _session, user = active_session(db, instance, request)
+    with own_account(instance, request, "dismiss the impersonation notice") as (_db, _s, user):
         user.impersonations_seen_at = instance.now_ms()
         return Envelope(response=SeenObject(seen_at=user.impersonations_seen_at), client=None)
 

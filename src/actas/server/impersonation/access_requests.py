@@ -29,7 +29,7 @@ from actas.server import ids, sessions
 from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import AccessRequest, ActorToken, User
 from actas.server.db.schema import Session as SessionRow
-from actas.server.impersonation import consent, policy
+from actas.server.impersonation import actor_tokens, consent, policy
 from actas.server.impersonation.policy import Requester
 from actas.server.instance import Instance
 from actas.server.roles import MODES, READ_ONLY
@@ -60,7 +60,7 @@ def request(instance: Instance, *, requester: Requester, user_id: str, actor: di
     again while a request of the same actor waits returns that one."""
     _check_mode(mode)
     reason = policy.normalize_reason(reason)
-    actor_sub = str(actor.get("sub") or "")
+    actor_sub = actor_tokens.check_actor(actor)  # a sub, and small: the user reads it
     with instance.transaction() as db:
         user = policy.check(db, instance.settings, requester=requester, actor=actor,
                             user_id=user_id, reason=reason, mode=mode)  # type: ignore[arg-type]

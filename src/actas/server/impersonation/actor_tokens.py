@@ -68,7 +68,7 @@ def _check_durations(instance: Instance, expires_in: int, session_max_duration: 
 ACTOR_MAX_BYTES = 2048  # it rides in every session JWT (and so in a cookie)
 
 
-def _check_actor(actor: dict[str, Any]) -> str:
+def check_actor(actor: dict[str, Any]) -> str:
     if len(json.dumps(actor)) > ACTOR_MAX_BYTES:
         raise FormParamInvalid(f"actor must be at most {ACTOR_MAX_BYTES} bytes of JSON: it is "
                                "copied into every session token.",
@@ -96,7 +96,7 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
     if mode not in MODES:
         raise FormParamInvalid(f"mode must be one of {', '.join(MODES)}.",
                                code="form_param_value_invalid", param_name="mode")
-    actor_sub = _check_actor(actor)
+    actor_sub = check_actor(actor)
     _check_durations(instance, expires_in, session_max_duration)
     reason = policy.normalize_reason(reason)
     sent_for_approval: tuple[str, list[str]] | None = None
@@ -108,6 +108,9 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
                                    mode=mode, permissions=requester.permissions,
                                    override=override, reason=reason,
                                    now_ms=instance.now_ms())
+            if said.grant is not None:  # no longer at a time than the user was asked for
+                session_max_duration = min(session_max_duration,
+                                           said.grant.session_max_duration)
             approval = None
             if requester.operator is not None:
                 why = approvals.required(
@@ -115,14 +118,16 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
                     protected=policy.is_protected(db, user, instance.settings),
                     override=said.basis == consent.OVERRIDE)
                 if why:
+                    overriding = said.basis == consent.OVERRIDE
                     approval = approvals.usable(
                         db, operator_id=requester.operator.id, user_id=user_id, mode=mode,
-                        session_max_duration=session_max_duration, now_ms=instance.now_ms())
+                        session_max_duration=session_max_duration, now_ms=instance.now_ms(),
+                        override=overriding)
                     if approval is None:
                         asked = approvals.ask(
                             db, instance, operator=requester.operator, user_id=user_id,
                             reason=reason, mode=mode, session_max_duration=session_max_duration,
-                            why=why, origin=origin)
+                            why=why, override=overriding, origin=origin)
                         sent_for_approval = (asked.id, why)
             if sent_for_approval is None:
                 issued = _issue(db, instance, user_id=user_id, actor=actor, actor_sub=actor_sub,

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import (
@@ -63,15 +63,17 @@ def status_of(row: ImpersonationApproval, now_ms: int) -> str:
 
 
 def usable(db: Db, *, operator_id: str, user_id: str, mode: str, session_max_duration: int,
-           now_ms: int) -> ImpersonationApproval | None:
+           now_ms: int, override: bool | None = None) -> ImpersonationApproval | None:
     """An approval the operator may use now for this impersonation: theirs, approved, not
-    expired, for this user, covering the mode and the duration."""
+    expired, for this user, covering the mode and the duration, and an override only if
+    the approver saw one (``override=None``: either, for display)."""
     rows = db.scalars(select(ImpersonationApproval).where(
         ImpersonationApproval.requested_by == operator_id,
         ImpersonationApproval.user_id == user_id, ImpersonationApproval.status == "approved",
         ImpersonationApproval.expires_at > now_ms).order_by(ImpersonationApproval.id))
     return next((r for r in rows if consent.mode_allows(r.mode, mode)
-                 and session_max_duration <= r.session_max_duration), None)
+                 and session_max_duration <= r.session_max_duration
+                 and (override is None or bool(r.why.get("override")) == override)), None)
 
 
 def waiting(db: Db, *, operator_id: str, user_id: str, now_ms: int
@@ -85,18 +87,20 @@ def waiting(db: Db, *, operator_id: str, user_id: str, now_ms: int
 
 
 def ask(db: Db, instance: Instance, *, operator: Operator, user_id: str, reason: str | None,
-        mode: str, session_max_duration: int, why: list[str],
+        mode: str, session_max_duration: int, why: list[str], override: bool,
         origin: RequestOrigin) -> ImpersonationApproval:
     """Send an impersonation for approval (or return the same request already waiting)."""
     now = instance.now_ms()
     existing = waiting(db, operator_id=operator.id, user_id=user_id, now_ms=now)
     if existing is not None and existing.mode == mode and \
-            existing.session_max_duration == session_max_duration:
+            existing.session_max_duration == session_max_duration and \
+            bool(existing.why.get("override")) == override:
         return existing
     row = ImpersonationApproval(
         id=ids.new_id(APPROVAL, now), requested_by=operator.id, user_id=user_id,
         reason=reason, mode=mode, session_max_duration=session_max_duration,
-        why={"rules": why}, status="pending", decided_by=None, decision_reason=None,
+        why={"rules": why, "override": override}, status="pending", decided_by=None,
+        decision_reason=None,
         expires_at=now + instance.settings.approval_request_expires_in * 1000,
         actor_token_id=None, decided_at=None, created_at=now, updated_at=now)
     db.add(row)
@@ -104,7 +108,7 @@ def ask(db: Db, instance: Instance, *, operator: Operator, user_id: str, reason:
     instance.record(db, Record(
         type="impersonation_approval.requested", actor_sub=operator.id, user_id=user_id,
         reason=reason, origin=origin,
-        data={"approval_id": row.id, "mode": mode, "why": why,
+        data={"approval_id": row.id, "mode": mode, "why": why, "override": override,
               "session_max_duration_in_seconds": session_max_duration}))
     return row
 
@@ -171,13 +175,25 @@ def _require_could_start_it(db: Db, instance: Instance, approver: Operator,
                 operators.IMPERSONATE_PROTECTED not in requester.permissions:
             raise PermissionDenied("Approving an impersonation of a protected user needs "
                                    "the impersonate:protected permission.")
+        if row.why.get("override") and operators.IMPERSONATE_OVERRIDE not in requester.permissions:
+            raise PermissionDenied("Approving an override of the user's preference needs "
+                                   "the impersonate:override permission.")
     except ImpersonationRefused as refusal:
         raise PermissionDenied(f"You could not start this impersonation yourself: "
                                f"{refusal.message}") from refusal
 
 
 def use(db: Db, instance: Instance, row: ImpersonationApproval, *, actor_token_id: str) -> None:
-    """The approval became a ticket: it cannot be used again."""
-    row.status, row.actor_token_id, row.updated_at = "used", actor_token_id, instance.now_ms()
-    db.flush()
+    """The approval became a ticket: it cannot be used again. Compare-and-set, so that
+    of two starts racing on one approval (two tabs, two replicas) only one gets it."""
+    now = instance.now_ms()
+    claimed = db.execute(
+        update(ImpersonationApproval)
+        .where(ImpersonationApproval.id == row.id, ImpersonationApproval.status == "approved",
+               ImpersonationApproval.expires_at > now)
+        .values(status="used", actor_token_id=actor_token_id, updated_at=now)
+        .execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise ApprovalNotPending("This approval was just used or has expired; ask again.",
+                                 approval_id=row.id)
 

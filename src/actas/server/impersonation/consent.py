@@ -131,7 +131,10 @@ def recheck(db: Db, settings: Settings, *, user: User, token: ActorToken,
                 user_id=user.id)
         return
     if token.consent == GRANTED:
-        grant = db.get(AccessRequest, token.access_request_id) \
+        # Shared lock: a revocation (which locks the grant for update) waits for this
+        # redemption or refresh to commit, then ends the session it made.
+        grant = db.scalar(select(AccessRequest).where(
+            AccessRequest.id == token.access_request_id).with_for_update(read=True)) \
             if token.access_request_id else None
         if grant is None or grant_status(grant, now_ms) != "granted":
             raise ImpersonationConsentRequired(
