@@ -71,6 +71,14 @@ def _pages(stack: Stack) -> tuple[list[tuple[str, str]], str]:
     and the detail page have something in them."""
     ada = user_id(stack, "ada@example.com")
     with stack.backend() as backend:
+        # Users who ask to be asked, and who refuse: their pages show the consent states.
+        minded = {}
+        for preference in ("ask", "never"):
+            email = f"axe-{preference}@example.com"
+            found = backend.get("/v1/users", params={"email_address": email}).json()
+            minded[preference] = found[0]["id"] if found else backend.post("/v1/users", json={
+                "email_address": [email], "first_name": "Axe", "last_name": preference.title(),
+                "impersonation_preference": preference}).json()["id"]
         token = backend.post("/v1/actor_tokens", json={
             "user_id": user_id(stack, "grace@example.com"), "reason": "axe: every page",
             "actor": {"sub": "op_axe", "name": "Axe Auditor"}}).json()
@@ -78,6 +86,9 @@ def _pages(stack: Stack) -> tuple[list[tuple[str, str]], str]:
     return [("users", "/dashboard/users"),
             ("users-search-empty", "/dashboard/users?q=nobody-matches-this"),
             ("user", f"/dashboard/users/{ada}"),
+            ("user-asks", f"/dashboard/users/{minded['ask']}"),
+            ("user-never", f"/dashboard/users/{minded['never']}"),
+            ("approvals", "/dashboard/approvals"),
             ("impersonations", "/dashboard/impersonations"),
             ("audit", "/dashboard/audit"),
             ("audit-event", f"/dashboard/audit/{event['seq']}"),
