@@ -89,6 +89,7 @@ def _pages(stack: Stack) -> tuple[list[tuple[str, str]], str]:
             ("user-asks", f"/dashboard/users/{minded['ask']}"),
             ("user-never", f"/dashboard/users/{minded['never']}"),
             ("approvals", "/dashboard/approvals"),
+            ("account", "/dashboard/account"),
             ("impersonations", "/dashboard/impersonations"),
             ("audit", "/dashboard/audit"),
             ("audit-event", f"/dashboard/audit/{event['seq']}"),

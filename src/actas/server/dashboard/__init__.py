@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from actas._errors import ActasError
 from actas.server.dashboard import (
+    account,
     approvals,
     assets,
     audit_log,
@@ -31,7 +32,7 @@ from actas.server.http.origins import instance_of
 
 router = APIRouter(include_in_schema=False)
 for module in (assets, landing, sign_in, users_pages, impersonations, approvals, audit_log,
-               operators_pages):
+               operators_pages, account):
     router.include_router(module.router)
 
 

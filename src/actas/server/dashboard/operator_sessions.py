@@ -25,8 +25,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
 from starlette.responses import Response
 
-from actas._errors import PermissionDenied
+from actas._errors import PermissionDenied, ResourceNotFound
 from actas.server import credentials, ids, operators
+from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import Operator, OperatorSession
 from actas.server.instance import Instance
 from actas.server.sealing import derive_key
@@ -69,13 +70,15 @@ def csrf_token(instance: Instance, session_id: str) -> str:
     return _mac(instance, "dashboard-csrf", session_id)
 
 
-def start(db: Db, instance: Instance, operator: Operator, response: Response) -> None:
+def start(db: Db, instance: Instance, operator: Operator, response: Response,
+          origin: RequestOrigin) -> None:
     now = instance.now_ms()
     secret = credentials.generate(TOKEN_PREFIX)
     db.add(OperatorSession(id=ids.new_id("opsess", now), operator_id=operator.id,
                            token_digest=credentials.digest(secret.reveal()),
                            expire_at=now + LIFETIME_MS, last_active_at=now, ended_at=None,
-                           created_at=now))
+                           created_at=now, ip_address=(origin.ip_address or "")[:64] or None,
+                           user_agent=(origin.user_agent or "")[:512] or None))
     db.flush()
     response.set_cookie(COOKIE, secret.reveal(), max_age=LIFETIME_MS // 1000, path=PATH,
                         secure=instance.settings.cookie_secure, httponly=True,
@@ -139,6 +142,28 @@ def _own_origins(instance: Instance, request: Request) -> set[str]:
 def check_csrf(instance: Instance, signed_in: SignedInOperator, submitted: str | None) -> None:
     if not submitted or not hmac.compare_digest(submitted, signed_in.csrf_token):
         raise CsrfFailed()
+
+
+def live_of(db: Db, operator_id: str, now_ms: int) -> list[OperatorSession]:
+    """An operator's sessions still in force, newest first."""
+    rows = db.scalars(select(OperatorSession).where(
+        OperatorSession.operator_id == operator_id, OperatorSession.ended_at.is_(None),
+        OperatorSession.expire_at > now_ms).order_by(OperatorSession.created_at.desc()))
+    return [r for r in rows if now_ms < r.last_active_at + IDLE_MS]
+
+
+def end_one(db: Db, instance: Instance, session_id: str, *, by: SignedInOperator,
+            origin: RequestOrigin) -> OperatorSession:
+    """End one operator session: one's own, or (an owner) anyone's; audited."""
+    row = db.get(OperatorSession, session_id, with_for_update=True)
+    if row is None or (row.operator_id != by.operator.id and by.operator.role != "owner"):
+        raise ResourceNotFound("No such operator session.", session_id=session_id)
+    if row.ended_at is None:
+        row.ended_at = instance.now_ms()
+        instance.record(db, Record(
+            type="operator.session_ended", actor_sub=by.operator.id, origin=origin,
+            data={"operator_id": row.operator_id, "operator_session_id": row.id}))
+    return row
 
 
 def end(db: Db, instance: Instance, signed_in: SignedInOperator, response: Response) -> None:

@@ -88,7 +88,7 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
                          error="That email address and password do not match an operator.")
         rate_limits.refund(db, charge)  # a success is not a failed sign-in
         response = pages.redirect(request, next_page(next_url))
-        operator_sessions.start(db, instance, current, response)
+        operator_sessions.start(db, instance, current, response, origin)
         instance.record(db, Record(type="operator.signed_in", actor_sub=current.id,
                                    origin=origin, data={"email": email}))
         return response

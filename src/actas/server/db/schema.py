@@ -472,3 +472,6 @@ class OperatorSession(Base):
     last_active_at: Mapped[int]
     ended_at: Mapped[int | None]
     created_at: Mapped[int]
+    # Where it was signed in from, for the operator's list of their sessions.
+    ip_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))

@@ -1,0 +1,55 @@
+"""Operator sessions: where one is signed in to the dashboard, and ending a session there
+(one's own; an owner, anyone's, from the operators page)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import Response
+
+from actas._errors import PermissionDenied
+from actas.server import operators
+from actas.server.dashboard import operator_sessions, pages
+from actas.server.http.origins import instance_of, request_origin
+
+router = APIRouter()
+
+
+@router.get("/dashboard/account")
+def account(request: Request) -> Response:
+    """The signed-in operator's own sessions."""
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        live = operator_sessions.live_of(db, signed_in.operator.id, instance.now_ms())
+        return pages.render(request, "account.html", me=signed_in, whose=signed_in.operator,
+                            sessions=live, notice=request.query_params.get("notice"))
+
+
+@router.get("/dashboard/operators/{operator_id}/sessions")
+def sessions_of(request: Request, operator_id: str) -> Response:
+    """An operator's sessions, for an owner."""
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        if signed_in.operator.role != "owner":
+            raise PermissionDenied("Only owners can see other operators' sessions.")
+        whose = operators.get(db, operator_id)
+        live = operator_sessions.live_of(db, whose.id, instance.now_ms())
+        return pages.render(request, "account.html", me=signed_in, whose=whose,
+                            sessions=live, notice=request.query_params.get("notice"))
+
+
+@router.post("/dashboard/operator_sessions/{session_id}/end")
+def end_session(request: Request, session_id: str,
+                csrf_token: Annotated[str, Form(max_length=128)]) -> Response:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        signed_in = operator_sessions.current(db, instance, request)
+        operator_sessions.check_csrf(instance, signed_in, csrf_token)
+        row = operator_sessions.end_one(db, instance, session_id, by=signed_in,
+                                        origin=request_origin(request))
+        back = ("/dashboard/account" if row.operator_id == signed_in.operator.id
+                else f"/dashboard/operators/{row.operator_id}/sessions")
+    return pages.redirect(request, f"{back}?notice=ended")
