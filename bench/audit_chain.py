@@ -70,7 +70,8 @@ def main() -> None:
     settings = load_settings({}, data_dir=tempfile.mkdtemp(), database_url=args.database_url,
                              secret_key=SECRET, password_hashing="test-only-insecure",
                              frontend_api_url="http://actas.test", allowed_origins=ORIGIN,
-                             cookie_secure=False)
+                             cookie_secure=False,
+                             operator_second_factor="optional")  # a password is enough here
     instance = Instance.start(settings)
     began = time.perf_counter()
     seed(instance, args.events)

@@ -68,7 +68,8 @@ def main() -> None:
     data_dir = Path(tempfile.mkdtemp())
     settings = load_settings({}, data_dir=str(data_dir), database_url=args.database_url,
                              password_hashing="test-only-insecure", cookie_secure=False,
-                             secret_key="sk_bench_" + "b" * 40)
+                             secret_key="sk_bench_" + "b" * 40,
+                             operator_second_factor="optional")  # a password is enough here
     instance = Instance.start(settings)
     started = time.perf_counter()
     seed(instance, args.users)

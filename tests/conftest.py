@@ -101,6 +101,8 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Any:
         "frontend_api_url": "https://actas.test",
         "allowed_origins": APP_ORIGIN,
         "password_hashing": "test-only-insecure",
+        # Second factors are tested where they are the subject (test_second_factor.py).
+        "operator_second_factor": "optional",
     }
     values.update(overrides)
     return load_settings({}, **values)

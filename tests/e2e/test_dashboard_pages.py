@@ -90,6 +90,8 @@ def _pages(stack: Stack) -> tuple[list[tuple[str, str]], str]:
             ("user-never", f"/dashboard/users/{minded['never']}"),
             ("approvals", "/dashboard/approvals"),
             ("account", "/dashboard/account"),
+            ("second-factor-set-up", "/dashboard/account/second_factor"),
+            ("step-up", "/dashboard/step_up"),
             ("impersonations", "/dashboard/impersonations"),
             ("audit", "/dashboard/audit"),
             ("audit-event", f"/dashboard/audit/{event['seq']}"),

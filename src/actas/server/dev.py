@@ -86,6 +86,7 @@ def run(config: DevConfig) -> None:
         frontend_api_url=actas_url, allowed_origins=app_url, application_url=app_url,
         cookie_secure=False, webhooks_allow_private_networks=True,
         mail_console=True,  # notices to users are printed here, unless ACTAS_SMTP_URL is set
+        operator_second_factor="optional",  # demo operators sign in with a password alone
         **(config.extra or {}))
     instance = Instance.start(settings)
     seed(instance)

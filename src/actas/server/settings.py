@@ -75,6 +75,11 @@ class Settings:
     impersonation_preference_default: str = "allowed"
     access_request_expires_in: int = 3 * DAY
     access_grant_max_duration: int = 7 * DAY
+    # Operators' second factor (actas.server.operator_factors): "required" for every role
+    # that may impersonate (the default; `actas dev` makes it optional) or "optional";
+    # and how recent a second-factor check must be to start an impersonation.
+    operator_second_factor: str = "required"
+    step_up_minutes: int = 10
     # Four eyes (actas.server.impersonation.approvals): which operator impersonations a
     # second operator must approve first ("always", "full", "protected", "override",
     # "longer_than=<minutes>"); how long a request waits, and an approval lasts unused.
@@ -142,6 +147,8 @@ _ENV = {
     "impersonation_preference_default": "ACTAS_IMPERSONATION_PREFERENCE_DEFAULT",
     "access_request_expires_in": "ACTAS_ACCESS_REQUEST_EXPIRES_IN",
     "access_grant_max_duration": "ACTAS_ACCESS_GRANT_MAX_DURATION",
+    "operator_second_factor": "ACTAS_OPERATOR_SECOND_FACTOR",
+    "step_up_minutes": "ACTAS_STEP_UP_MINUTES",
     "approval_required_for": "ACTAS_APPROVAL_REQUIRED_FOR",
     "approval_request_expires_in": "ACTAS_APPROVAL_REQUEST_EXPIRES_IN",
     "approval_expires_in": "ACTAS_APPROVAL_EXPIRES_IN",
@@ -172,6 +179,7 @@ _INT_BOUNDS = {
     "access_grant_max_duration": (60, 90 * DAY),
     "approval_request_expires_in": (60, 30 * DAY),
     "approval_expires_in": (60, DAY),
+    "step_up_minutes": (1, 24 * 60),
 }
 
 
@@ -247,6 +255,12 @@ def load_settings(
             raise ConfigurationInvalid("ACTAS_IMPERSONATION_PREFERENCE_DEFAULT must be allowed, "
                                        f"ask or never, got {value!r}.")
         values["impersonation_preference_default"] = value
+    if "operator_second_factor" in raw:
+        value = str(raw["operator_second_factor"]).strip().lower()
+        if value not in ("required", "optional"):
+            raise ConfigurationInvalid("ACTAS_OPERATOR_SECOND_FACTOR must be required or "
+                                       f"optional, got {value!r}.")
+        values["operator_second_factor"] = value
     if "approval_required_for" in raw:
         values["approval_required_for"] = _approval_rules(raw["approval_required_for"])
     if "smtp_url" in raw:

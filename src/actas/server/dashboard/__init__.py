@@ -23,6 +23,7 @@ from actas.server.dashboard import (
     landing,
     operator_sessions,
     pages,
+    second_factor,
     sign_in,
 )
 from actas.server.dashboard import operators as operators_pages
@@ -32,7 +33,7 @@ from actas.server.http.origins import instance_of
 
 router = APIRouter(include_in_schema=False)
 for module in (assets, landing, sign_in, users_pages, impersonations, approvals, audit_log,
-               operators_pages, account):
+               operators_pages, account, second_factor):
     router.include_router(module.router)
 
 
@@ -65,7 +66,17 @@ def install(app: FastAPI) -> None:
                                 me=_signed_in_or_none(request))
         return await errors.response_for(request, exc)
 
+    async def second_step(request: Request, exc: Exception) -> Response:
+        # Signed in with a password only: the step left comes first, then the page asked.
+        assert isinstance(exc, operator_sessions.SecondFactorPending)
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = sign_in.STEP_PAGES[exc.step]
+        if request.method == "GET":
+            target += "?" + urlencode({"next": wanted})
+        return pages.redirect(request, target)
+
     app.add_exception_handler(operator_sessions.NotSignedIn, not_signed_in)
+    app.add_exception_handler(operator_sessions.SecondFactorPending, second_step)
     app.add_exception_handler(ActasError, actas_error)
     app.add_exception_handler(HTTPException, http_error)
 

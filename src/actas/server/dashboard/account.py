@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from actas._errors import PermissionDenied
-from actas.server import operators
+from actas.server import operator_factors, operators
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.http.origins import instance_of, request_origin
 
@@ -24,7 +24,10 @@ def account(request: Request) -> Response:
         signed_in = operator_sessions.current(db, instance, request)
         live = operator_sessions.live_of(db, signed_in.operator.id, instance.now_ms())
         return pages.render(request, "account.html", me=signed_in, whose=signed_in.operator,
-                            sessions=live, notice=request.query_params.get("notice"))
+                            sessions=live, notice=request.query_params.get("notice"),
+                            factors=operator_factors.confirmed(db, signed_in.operator.id),
+                            codes_left=operator_factors.recovery_codes_left(
+                                db, signed_in.operator.id))
 
 
 @router.get("/dashboard/operators/{operator_id}/sessions")

@@ -45,6 +45,15 @@ class NotSignedIn(Exception):
     """The request has no live operator session (the pages redirect to sign-in)."""
 
 
+class SecondFactorPending(Exception):
+    """Signed in with a password, with a step left (``step``: "second_factor" to check a
+    code, "enrol" to set one up): the pages send the operator there."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(step)
+        self.step = step
+
+
 class CsrfFailed(PermissionDenied):
     code = "csrf_token_invalid"
     default_message = "This form has expired. Go back, reload the page and try again."
@@ -55,6 +64,9 @@ class SignedInOperator:
     operator: Operator
     session_id: str
     csrf_token: str
+    pending: str | None = None
+    second_factor_at: int | None = None
+    second_factor_kind: str | None = None
 
     @property
     def permissions(self) -> frozenset[str]:
@@ -71,22 +83,26 @@ def csrf_token(instance: Instance, session_id: str) -> str:
 
 
 def start(db: Db, instance: Instance, operator: Operator, response: Response,
-          origin: RequestOrigin) -> None:
+          origin: RequestOrigin, *, pending: str | None = None) -> None:
     now = instance.now_ms()
     secret = credentials.generate(TOKEN_PREFIX)
     db.add(OperatorSession(id=ids.new_id("opsess", now), operator_id=operator.id,
                            token_digest=credentials.digest(secret.reveal()),
                            expire_at=now + LIFETIME_MS, last_active_at=now, ended_at=None,
                            created_at=now, ip_address=(origin.ip_address or "")[:64] or None,
-                           user_agent=(origin.user_agent or "")[:512] or None))
+                           user_agent=(origin.user_agent or "")[:512] or None,
+                           pending=pending, second_factor_at=None, second_factor_kind=None))
     db.flush()
     response.set_cookie(COOKIE, secret.reveal(), max_age=LIFETIME_MS // 1000, path=PATH,
                         secure=instance.settings.cookie_secure, httponly=True,
                         samesite="strict")
 
 
-def current(db: Db, instance: Instance, request: Request) -> SignedInOperator:
-    """The signed-in operator, or raise ``NotSignedIn``; moves the idle timer."""
+def current(db: Db, instance: Instance, request: Request, *, allow_pending: bool = False
+            ) -> SignedInOperator:
+    """The signed-in operator, or raise ``NotSignedIn``; moves the idle timer. A session
+    with a sign-in step left raises ``SecondFactorPending``, except on that step's own
+    pages (``allow_pending``)."""
     cookie = request.cookies.get(COOKIE, "")
     if not cookie.startswith(TOKEN_PREFIX) or len(cookie) > 128:
         raise NotSignedIn
@@ -99,8 +115,26 @@ def current(db: Db, instance: Instance, request: Request) -> SignedInOperator:
     operator = db.get(Operator, row.operator_id)
     if operator is None or operator.disabled:
         raise NotSignedIn
+    if row.pending is not None and not allow_pending:
+        raise SecondFactorPending(row.pending)
     row.last_active_at = now
-    return SignedInOperator(operator, row.id, csrf_token(instance, row.id))
+    return SignedInOperator(operator, row.id, csrf_token(instance, row.id), row.pending,
+                            row.second_factor_at, row.second_factor_kind)
+
+
+def second_factor_checked(db: Db, instance: Instance, signed_in: SignedInOperator,
+                          kind: str) -> None:
+    """The operator just passed a second-factor check in this session: sign-in is
+    complete, and a step-up is fresh."""
+    row = db.get(OperatorSession, signed_in.session_id)
+    if row is not None:
+        row.pending, row.second_factor_at, row.second_factor_kind = (
+            None, instance.now_ms(), kind)
+
+
+def step_up_fresh(instance: Instance, signed_in: SignedInOperator) -> bool:
+    at = signed_in.second_factor_at
+    return at is not None and instance.now_ms() - at <= instance.settings.step_up_minutes * 60_000
 
 
 def _sign_in_token(instance: Instance, nonce: str) -> str:

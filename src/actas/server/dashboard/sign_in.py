@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
 from actas._errors import InvalidCredentials, TooManyRequests
-from actas.server import rate_limits
+from actas.server import operator_factors, rate_limits
 from actas.server.audit import Record
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.db.schema import Operator
@@ -18,6 +19,9 @@ from actas.server.http.origins import instance_of, request_origin
 router = APIRouter()
 
 FAILED = "operator.sign_in_failed"
+# Where an operator signed in with a password goes next, by what is left to do.
+STEP_PAGES = {"second_factor": "/dashboard/sign_in/second_factor",
+              "enrol": "/dashboard/account/second_factor"}
 
 
 def next_page(value: str | None) -> str:
@@ -87,8 +91,15 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
             return _form(request, status_code=401, email=email, next_url=next_url,
                          error="That email address and password do not match an operator.")
         rate_limits.refund(db, charge)  # a success is not a failed sign-in
-        response = pages.redirect(request, next_page(next_url))
-        operator_sessions.start(db, instance, current, response, origin)
+        # A password alone completes sign-in only for whom no second factor is needed.
+        pending = ("second_factor" if operator_factors.confirmed(db, current.id) else
+                   "enrol" if operator_factors.required_for(current, instance.settings)
+                   else None)
+        target = next_page(next_url)
+        if pending is not None:
+            target = f"{STEP_PAGES[pending]}?{urlencode({'next': target})}"
+        response = pages.redirect(request, target)
+        operator_sessions.start(db, instance, current, response, origin, pending=pending)
         instance.record(db, Record(type="operator.signed_in", actor_sub=current.id,
                                    origin=origin, data={"email": email}))
         return response

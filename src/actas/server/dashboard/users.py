@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from sqlalchemy.orm import Session as Db
@@ -15,7 +16,7 @@ from actas._errors import (
     PermissionDenied,
     ResourceNotFound,
 )
-from actas.server import operators, sessions, users
+from actas.server import operator_factors, operators, sessions, users
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.db.schema import Session as SessionRow
 from actas.server.db.schema import User
@@ -134,10 +135,15 @@ def impersonate(request: Request, user_id: str,
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request)
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
+        has_factor = bool(operator_factors.confirmed(db, signed_in.operator.id))
         watching = read_only.active_session(db, instance, request)
         if watching is not None and (watching.actor_sub is None or sessions.effective_status(
                 watching, instance.now_ms()) != "active"):
             watching = None
+    if has_factor and not operator_sessions.step_up_fresh(instance, signed_in):
+        # A second-factor check within ACTAS_STEP_UP_MINUTES first; then back to the form.
+        back = urlencode({"next": f"/dashboard/users/{user_id}"})
+        return pages.redirect(request, f"/dashboard/step_up?{back}")
     if watching is not None and not instance.settings.allow_nested_impersonation:
         # Said here, before a ticket is issued that the browser would refuse to redeem.
         return _user_page(request, user_id, reason=reason, mode=mode, status_code=409,
@@ -150,7 +156,9 @@ def impersonate(request: Request, user_id: str,
             instance, requester=Requester.of_operator(operator), user_id=user_id, actor=actor,
             reason=reason, origin=request_origin(request), expires_in=60,
             session_max_duration=min(minutes * 60, instance.settings.impersonation_max_duration),
-            mode=mode, override=override == "yes")
+            mode=mode, override=override == "yes",
+            step_up={"kind": signed_in.second_factor_kind, "at": signed_in.second_factor_at}
+            if has_factor else None)
     except ImpersonationApprovalRequired:
         return pages.redirect(request, f"/dashboard/users/{user_id}?notice=approval")
     except ImpersonationRefused as refusal:

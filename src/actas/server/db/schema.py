@@ -475,3 +475,40 @@ class OperatorSession(Base):
     # Where it was signed in from, for the operator's list of their sessions.
     ip_address: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(512))
+    # Signed in with a password only so far: "second_factor" (to check) or "enrol" (to set
+    # one up, required); nothing else is open meanwhile. Null: fully signed in.
+    pending: Mapped[str | None] = mapped_column(String(16))
+    # The last second-factor check in this session (step-up before impersonating).
+    second_factor_at: Mapped[int | None]
+    second_factor_kind: Mapped[str | None] = mapped_column(String(16))
+
+
+class OperatorFactor(Base):
+    """An operator's second factor. TOTP: the shared secret, sealed with the instance
+    secret, and the last time step used (a code is good once)."""
+
+    __tablename__ = "operator_factors"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # totp
+    label: Mapped[str] = mapped_column(String(100))
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_step: Mapped[int | None]
+    created_at: Mapped[int]
+    last_used_at: Mapped[int | None]
+
+
+class OperatorRecoveryCode(Base):
+    """A one-time recovery code of an operator, stored as a digest only."""
+
+    __tablename__ = "operator_recovery_codes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    code_digest: Mapped[str] = mapped_column(String(80), unique=True)
+    used_at: Mapped[int | None]
+    created_at: Mapped[int]

@@ -85,7 +85,8 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
            reason: str | None, origin: RequestOrigin,
            expires_in: int = DEFAULT_EXPIRES_IN,
            session_max_duration: int = DEFAULT_SESSION_MAX_DURATION,
-           mode: Mode | None = None, override: bool = False) -> NewActorToken:
+           mode: Mode | None = None, override: bool = False,
+           step_up: dict[str, Any] | None = None) -> NewActorToken:
     """Check the policy and the user's say (``consent.require``; ``override`` asks to
     pass a user's "never" or missing grant, for who holds ``impersonate:override``) and
     issue a ticket for an impersonation in ``mode``; a refusal is audited and re-raised.
@@ -135,7 +136,8 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
                                 else None, reason=reason, origin=origin,
                                 expires_in=expires_in,
                                 session_max_duration=session_max_duration, mode=mode,
-                                said=said, approval_id=approval.id if approval else None)
+                                said=said, approval_id=approval.id if approval else None,
+                                step_up=step_up)
                 if approval is not None:
                     approvals.use(db, instance, approval, actor_token_id=issued.row.id)
                 return issued
@@ -154,7 +156,8 @@ def create(instance: Instance, *, requester: Requester, user_id: str, actor: dic
 def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], actor_sub: str,
            operator_id: str | None, reason: str | None, origin: RequestOrigin, expires_in: int,
            session_max_duration: int, mode: Mode,
-           said: consent.Consent, approval_id: str | None = None) -> NewActorToken:
+           said: consent.Consent, approval_id: str | None = None,
+           step_up: dict[str, Any] | None = None) -> NewActorToken:
     now = instance.now_ms()
     ticket = credentials.generate(TICKET_PREFIX)
     token_id = ids.new_id(ACTOR_TOKEN, now)
@@ -175,7 +178,9 @@ def _issue(db: Db, instance: Instance, *, user_id: str, actor: dict[str, Any], a
         data={"actor": actor, "mode": mode, "expires_at": row.expires_at,
               "session_max_duration_in_seconds": session_max_duration,
               "consent": said.basis, "access_request_id": row.access_request_id,
-              "approval_id": approval_id}))
+              "approval_id": approval_id,
+              # The operator's last second-factor check (which factor, when), if any.
+              **({"second_factor": step_up} if step_up else {})}))
     return NewActorToken(row=row, ticket=ticket, url=accept_url(instance, ticket))
 
 
