@@ -19,6 +19,7 @@ from actas.server.frontend_api.token_route import TokenRoute
 from actas.server.http import errors
 from actas.server.http.limits import RequestLimits
 from actas.server.instance import Instance
+from actas.server.oauth import token_exchange
 
 DESCRIPTION = """\
 **Backend API** (`Authorization: Bearer sk_…`): users, sessions, JWKS, in the
@@ -62,6 +63,7 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
     api_docs.install(app)
     app.include_router(backend_api.router)
     app.include_router(frontend_api.router)
+    app.include_router(token_exchange.router)
     dashboard.install(app)
 
     @app.get("/healthz", include_in_schema=False)

@@ -111,6 +111,25 @@ def _parser() -> argparse.ArgumentParser:
         if name == "set-role":
             change.add_argument("role", choices=["owner", "admin", "support", "viewer"])
 
+    machines = commands.add_parser(
+        "machines", help="machine clients: your admin tool, starting impersonations through "
+        "the token endpoint (RFC 8693) without the Backend API's secret key")
+    machine_commands = machines.add_subparsers(dest="machines_command", required=True)
+    new_machine = machine_commands.add_parser(
+        "create", help="create one; prints its client id and secret (shown only once)")
+    _settings_flags(new_machine)
+    new_machine.add_argument("--name", required=True, help="what it is, e.g. 'Admin console'")
+    new_machine.add_argument("--protected", action="store_true",
+                             help="may impersonate protected users")
+    new_machine.add_argument("--full", action="store_true",
+                             help="may start full impersonations (else read-only only)")
+    listed = machine_commands.add_parser("list", help="every machine client, one JSON line "
+                                         "each (never a secret)")
+    _settings_flags(listed)
+    revoke = machine_commands.add_parser("revoke", help="revoke one: its secret stops working")
+    _settings_flags(revoke)
+    revoke.add_argument("client_id")
+
     audit = commands.add_parser("audit", help="the audit log")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     verify = audit_commands.add_parser(
@@ -247,6 +266,33 @@ def _create_operator(args: argparse.Namespace) -> None:
                           "role": operator.role}))
 
 
+def _machines(args: argparse.Namespace) -> None:
+    from actas.server import machine_clients
+    from actas.server.audit import RequestOrigin
+
+    instance = _instance(args, existing=args.machines_command != "create")
+    origin = RequestOrigin(user_agent="actas cli")
+    with instance.transaction() as db:
+        if args.machines_command == "create":
+            row, secret = machine_clients.create(
+                db, instance, name=args.name, may_impersonate_protected=args.protected,
+                may_start_full=args.full, origin=origin)
+            print(json.dumps({"client_id": row.id, "client_secret": secret.reveal(),
+                              "name": row.name}))
+            print("The secret is shown only this once; actas keeps only its digest.",
+                  file=sys.stderr)
+            return
+        if args.machines_command == "revoke":
+            row = machine_clients.revoke(db, instance, args.client_id, origin=origin)
+            print(json.dumps({"client_id": row.id, "revoked_at": row.revoked_at}))
+            return
+        for row in machine_clients.list_all(db):
+            print(json.dumps({"client_id": row.id, "name": row.name,
+                              "may_impersonate_protected": row.may_impersonate_protected,
+                              "may_start_full": row.may_start_full,
+                              "last_used_at": row.last_used_at, "revoked_at": row.revoked_at}))
+
+
 def _change_operator(args: argparse.Namespace) -> None:
     from actas.server import operators
     from actas.server.audit import RequestOrigin
@@ -360,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _create_operator(args)
         elif args.command == "operators":
             _change_operator(args)
+        elif args.command == "machines":
+            _machines(args)
         elif args.command == "audit":
             return _verify_audit(args)
         elif args.command == "impersonate":

@@ -483,6 +483,23 @@ class OperatorSession(Base):
     second_factor_kind: Mapped[str | None] = mapped_column(String(16))
 
 
+class MachineClient(Base):
+    """An application's own admin tool, allowed to start impersonations through the token
+    endpoint (RFC 8693) without the Backend API's secret key: its secret is stored as a
+    digest, its rights are scoped, it can be revoked."""
+
+    __tablename__ = "machine_clients"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the client_id
+    name: Mapped[str] = mapped_column(String(200))
+    secret_digest: Mapped[str] = mapped_column(String(80))
+    may_impersonate_protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    may_start_full: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int]
+    last_used_at: Mapped[int | None]
+    revoked_at: Mapped[int | None]
+
+
 class OperatorFactor(Base):
     """An operator's second factor. TOTP: the shared secret, sealed with the instance
     secret, and the last time step used (a code is good once)."""

@@ -35,4 +35,8 @@ def openid_configuration(request: Request, response: Response) -> dict[str, Any]
         "id_token_signing_alg_values_supported": [settings.signing_algorithm],
         "claims_supported": ["iss", "sub", "sid", "azp", "iat", "nbf", "exp", "jti", "v", "act",
                              "act_mode"],
+        # RFC 8693 token exchange, for an application's admin tool (actas.server.oauth).
+        "token_endpoint": f"{settings.frontend_api_url}/oauth/token",
+        "grant_types_supported": ["urn:ietf:params:oauth:grant-type:token-exchange"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
     }

@@ -1,0 +1,171 @@
+"""RFC 8693 token exchange: an application's admin tool, with a machine credential of its
+own, exchanges a user id for a ticket to act as that user; the same policy, and RFC 6749
+errors for everything refused.
+
+The attacks: a wrong or revoked secret; a tool allowed read-only asking for full; a tool
+naming an operator to borrow rights neither has (a protected user); no reason given.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt as pyjwt
+from authlib.integrations.httpx_client import OAuth2Client
+from starlette.testclient import TestClient
+
+from actas.server import Instance, machine_clients, operators
+from actas.server.audit import RequestOrigin
+from actas.server.oauth.token_exchange import TOKEN_EXCHANGE, USER_ID
+from tests.conftest import APP_ORIGIN
+from tests.support.flows import claims, create_user, redeem
+from tests.support.processes import ActasServer, actas_env, described, run_actas
+
+CLI = RequestOrigin(user_agent="test")
+OPERATOR_ID = "urn:actas:params:oauth:token-type:operator_id"
+
+
+def _machine(instance: Instance, **rights: bool) -> tuple[str, str]:
+    with instance.transaction() as db:
+        row, secret = machine_clients.create(db, instance, name="Admin console", origin=CLI,
+                                             **rights)
+        return row.id, secret.reveal()
+
+
+def _exchange(client: TestClient, credentials: tuple[str, str], **form: str) -> Any:
+    basic = base64.b64encode(":".join(credentials).encode()).decode()
+    body = {"grant_type": TOKEN_EXCHANGE, "subject_token_type": USER_ID,
+            "reason": "Ticket #77: wrong invoice", **form}
+    return client.post("/oauth/token", data=body, headers={"Authorization": f"Basic {basic}"})
+
+
+def test_a_tool_exchanges_a_user_id_for_a_ticket_and_acts_as_the_user(
+        app_client: TestClient, backend: TestClient, browser: TestClient,
+        instance: Instance) -> None:
+    ada = create_user(backend)
+    tool = _machine(instance)
+    answer = _exchange(app_client, tool, subject_token=ada["id"])
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["issued_token_type"] == "urn:actas:params:oauth:token-type:ticket"
+    assert body["token_type"] == "N_A" and "/v1/tickets/accept?ticket=" in body["url"]
+    assert answer.headers["cache-control"] == "no-store"
+    session_id = redeem(browser, body["access_token"])
+    jwt = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={}).json()["jwt"]
+    act = claims(jwt)["act"]
+    assert act["sub"] == tool[0] and act["name"] == "Admin console"
+    assert claims(jwt)["act_mode"] == "read_only"
+    [created] = backend.get("/v1/audit_events", params={
+        "type": "actor_token.created"}).json()["data"]
+    assert created["reason"] == "Ticket #77: wrong invoice"
+
+
+def test_naming_an_operator_applies_their_role_and_the_tools_rights_together(
+        app_client: TestClient, backend: TestClient, browser: TestClient,
+        instance: Instance) -> None:
+    ada = create_user(backend)
+    vip = create_user(backend, "vip@example.com", protected=True)
+    with instance.transaction() as db:
+        sam = operators.create(db, instance, email="sam@s.test", role="support",
+                               password="long enough", name="Sam Support")
+        olive = operators.create(db, instance, email="olive@s.test", role="owner",
+                                 password="long enough")
+    tool = _machine(instance, may_impersonate_protected=True)
+    as_sam = _exchange(app_client, tool, subject_token=ada["id"], actor_token=sam.id,
+                       actor_token_type=OPERATOR_ID)
+    session_id = redeem(browser, as_sam.json()["access_token"])
+    jwt = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={}).json()["jwt"]
+    assert claims(jwt)["act"]["sub"] == sam.id and claims(jwt)["act"]["name"] == "Sam Support"
+
+    refused = _exchange(app_client, tool, subject_token=vip["id"], actor_token=sam.id,
+                        actor_token_type=OPERATOR_ID)
+    assert refused.status_code == 400 and refused.json()["error"] == "unauthorized_client"
+    plain = _machine(instance)  # an owner may, but this tool may not: neither borrows
+    borrowed = _exchange(app_client, plain, subject_token=vip["id"], actor_token=olive.id,
+                         actor_token_type=OPERATOR_ID)
+    assert borrowed.json()["error"] == "unauthorized_client"
+    refusals = backend.get("/v1/audit_events", params={
+        "type": "impersonation.refused"}).json()["data"]
+    assert len(refusals) == 2
+
+
+def test_every_refusal_is_an_rfc_6749_error(app_client: TestClient, backend: TestClient,
+                                            instance: Instance) -> None:
+    ada = create_user(backend)
+    client_id, secret = _machine(instance)
+    wrong = _exchange(app_client, (client_id, "mcs_" + secrets.token_hex(20)),
+                      subject_token=ada["id"])
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    assert wrong.headers["www-authenticate"].startswith("Basic")
+    cases = [
+        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
+        ({"subject_token": ""}, "invalid_request"),
+        ({"subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}, "invalid_request"),
+        ({"requested_token_type": "urn:ietf:params:oauth:token-type:jwt"}, "invalid_request"),
+        ({"mode": "full"}, "unauthorized_client"),  # this tool is read-only
+        ({"reason": ""}, "invalid_request"),
+        ({"duration": "forever"}, "invalid_request"),
+        ({"subject_token": "user_nobody"}, "invalid_grant"),
+        ({"actor_token": "op_nobody", "actor_token_type": OPERATOR_ID}, "invalid_grant"),
+    ]
+    for form, error in cases:
+        answer = _exchange(app_client, (client_id, secret),
+                           **{"subject_token": ada["id"], **form})
+        assert answer.status_code == 400 and answer.json()["error"] == error, (form, answer.text)
+    posted = app_client.post("/oauth/token", data={  # client_secret_post works too
+        "grant_type": TOKEN_EXCHANGE, "subject_token": ada["id"],
+        "subject_token_type": USER_ID, "reason": "r", "client_id": client_id,
+        "client_secret": secret})
+    assert posted.status_code == 200
+    with instance.transaction() as db:
+        machine_clients.revoke(db, instance, client_id, origin=CLI)
+    revoked = _exchange(app_client, (client_id, secret), subject_token=ada["id"])
+    assert revoked.status_code == 401
+    assert backend.get("/v1/audit_events", params={
+        "type": "oauth.client_refused"}).json()["data"]
+
+
+def test_the_discovery_document_advertises_the_exchange(app_client: TestClient) -> None:
+    document = app_client.get("/.well-known/openid-configuration").json()
+    assert document["token_endpoint"] == "https://actas.test/oauth/token"
+    assert TOKEN_EXCHANGE in document["grant_types_supported"]
+
+
+def test_an_oauth_library_nobody_here_wrote_performs_the_exchange(tmp_path: Path) -> None:
+    """Authlib's OAuth2Client against `actas serve` over real HTTP on loopback; then PyJWT
+    verifies the impersonation's token, and its act, against the served JWKS."""
+    secret_key = "sk_test_" + secrets.token_hex(20)
+    env = actas_env(ACTAS_SECRET_KEY=secret_key, ACTAS_ALLOWED_ORIGINS=APP_ORIGIN,
+                    ACTAS_COOKIE_SECURE="false")
+    made = run_actas("machines", "create", "--name", "Admin console", "--data-dir", "data",
+                     cwd=tmp_path, env=env)
+    assert made.returncode == 0, described(made)
+    tool = json.loads(made.stdout)
+    with ActasServer(["--data-dir", "data"], cwd=tmp_path, env=env) as server:
+        with httpx.Client(base_url=server.url, trust_env=False,
+                          headers={"Authorization": f"Bearer {secret_key}"}) as backend:
+            ada = backend.post("/v1/users", json={"email_address": ["ada@example.com"]}).json()
+        with OAuth2Client(tool["client_id"], tool["client_secret"], trust_env=False) as oauth:
+            token = oauth.fetch_token(f"{server.url}/oauth/token", grant_type=TOKEN_EXCHANGE,
+                                      subject_token=ada["id"], subject_token_type=USER_ID,
+                                      reason="Ticket #77")
+        assert token["issued_token_type"] == "urn:actas:params:oauth:token-type:ticket"
+        with httpx.Client(base_url=server.url, trust_env=False,
+                          headers={"Origin": APP_ORIGIN}) as browser:
+            accepted = browser.get(token["url"])
+            assert accepted.status_code == 303, accepted.text
+            client = browser.get("/v1/client").json()["client"]
+            session_id = client["last_active_session_id"]
+            jwt = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={}).json()["jwt"]
+            jwks = pyjwt.PyJWKSet.from_dict(browser.get("/.well-known/jwks.json").json())
+        kid = pyjwt.get_unverified_header(jwt)["kid"]
+        verified = pyjwt.decode(jwt, jwks[kid].key, algorithms=["RS256"], issuer=server.url,
+                                options={"verify_aud": False})
+        assert verified["sub"] == ada["id"]
+        assert verified["act"]["sub"] == tool["client_id"]
+        assert verified["act"]["name"] == "Admin console"
