@@ -223,6 +223,7 @@ def test_end_now_signs_the_app_out_within_one_token_lifetime(
     # machine runs that timer)...
     expect(app.locator(BANNER)).to_have_count(0, timeout=(TOKEN_LIFETIME + 60) * 1000)
     expect(app.locator("#signed-out")).to_be_visible()
+    expect(app.get_by_test_id("impersonation-ended")).to_be_visible()  # told, not dropped
     screenshot(app, "09-ended-by-dashboard")
 
     # ...and, by the server's own clock, no token it minted for the session
