@@ -76,6 +76,11 @@ def permissions(operator: Operator) -> frozenset[str]:
     return PERMISSIONS[role] if role is not None else frozenset()
 
 
+def display_names(db: Db) -> dict[str, str]:
+    """Every operator's name as a page shows it (their email when they have no name)."""
+    return {op.id: op.name or op.email_address for op in list_all(db)}
+
+
 def find(db: Db, id_or_email: str) -> Operator:
     """An operator by id (``op_…``) or email address."""
     operator = (db.get(Operator, id_or_email) if id_or_email.startswith(f"{OPERATOR}_") else

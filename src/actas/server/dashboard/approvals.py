@@ -33,7 +33,7 @@ def _page(request: Request, *, error: str | None = None, status_code: int = 200)
         decided = [r for r in approvals.recent(db) if r.status != "pending"][:20]
         user_ids = {r.user_id for r in (*waiting, *decided)}
         users = {u.id: u for u in db.scalars(select(User).where(User.id.in_(user_ids)))}
-        names = {op.id: op.name or op.email_address for op in operators.list_all(db)}
+        names = operators.display_names(db)
         return pages.render(request, "approvals.html", status_code=status_code, me=signed_in,
                             waiting=waiting, decided=decided, users=users, names=names,
                             status_of=approvals.status_of, error=error,

@@ -6,7 +6,6 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
-from sqlalchemy.orm import Session as Db
 from starlette.responses import Response
 
 from actas._errors import (
@@ -91,17 +90,13 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
                                                now_ms=now),
             approval_ready=approvals.usable(db, operator_id=me_sub, user_id=user.id,
                                             mode=READ_ONLY, session_max_duration=0, now_ms=now),
-            operator_names=_operator_names(db),
+            operator_names=operators.display_names(db),
             sessions=[(s, sessions.effective_status(s, now), reasons.get(s.id)) for s in rows],
             protected=protected,
             require_reason=instance.settings.require_reason, error=error, reason=reason,
             mode=mode, activity=done, nested=nested,
             may_full=signed_in.operator.role in instance.settings.full_impersonation_roles,
             max_minutes=instance.settings.impersonation_max_duration // 60)
-
-
-def _operator_names(db: Db) -> dict[str, str]:
-    return {op.id: op.name or op.email_address for op in operators.list_all(db)}
 
 
 def _cannot_impersonate(permissions: frozenset[str], user: User, protected: bool) -> str | None:

@@ -670,6 +670,9 @@ export function nextTick(ms) {
 
 const DAY_SECONDS = 86_400;
 
+/** A moment as the notices write it: "2025-01-16 09:00 UTC". @param {number} ms */
+const when = (ms) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
+
 /**
  * @typedef {{
  *   id: string, status: string, requested_by: Actor | null, reason: string | null,
@@ -716,7 +719,6 @@ export function mountImpersonationNotice(actas, options = {}) {
   const doc = container.ownerDocument;
   /** @type {HTMLElement | null} */ let toast = null;
   let gone = false;
-  const when = (/** @type {number} */ ms) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
 
   const show = (/** @type {ImpersonationNotice[]} */ notices) => {
     toast = doc.createElement("div");
@@ -821,7 +823,6 @@ export function mountAccessRequests(actas, options) {
     if (testid) node.dataset.testid = testid;
     return node;
   };
-  const when = (/** @type {number} */ ms) => `${new Date(ms).toISOString().slice(0, 16).replace("T", " ")} UTC`;
   const who = (/** @type {AccessRequest} */ r) =>
     r.requested_by ? (r.requested_by.name || r.requested_by.email || r.requested_by.sub) : "Support";
   const button = (/** @type {string} */ label, /** @type {() => Promise<unknown>} */ action, testid = "") => {
