@@ -137,7 +137,7 @@ def dashboard_sign_in(page: Page, stack: Stack, email: str) -> None:
     page.goto(f"{stack.actas_url}/dashboard/sign_in")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(OPERATOR_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     page.wait_for_url(f"{stack.actas_url}/dashboard/users")
 
 

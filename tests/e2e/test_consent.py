@@ -37,7 +37,7 @@ def _app_sign_in(page: Page, stack: Stack, email: str) -> None:
     page.goto(stack.app_url)
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(USER_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#greeting")).to_contain_text("Hello")
 
 

@@ -266,7 +266,7 @@ def test_the_user_sees_who_accessed_their_account(
     page.goto(stack.app_url)
     page.get_by_label("Email").fill("ada@example.com")
     page.get_by_label("Password").fill(USER_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Sign in", exact=True).click()
     expect(page.locator("#greeting")).to_have_text("Hello, Ada Lovelace")
     expect(page.locator(BANNER)).to_have_count(0)
     # Told at once, on this visit, that someone signed in as her; once dismissed, never again.

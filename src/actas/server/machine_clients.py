@@ -54,9 +54,9 @@ def authenticate(db: Db, instance: Instance, client_id: str, secret: str
                  ) -> MachineClient | None:
     """The client whose id and secret these are, if it is not revoked; else ``None``."""
     row = db.get(MachineClient, client_id) if len(client_id) <= 40 else None
-    expected = row.secret_digest if row is not None else _DUMMY_DIGEST
+    expected = row.secret_digest if row is not None and row.secret_digest else _DUMMY_DIGEST
     matches = hmac.compare_digest(credentials.digest(secret), expected)
-    if row is None or not matches or row.revoked_at is not None:
+    if row is None or not row.secret_digest or not matches or row.revoked_at is not None:
         return None
     row.last_used_at = instance.now_ms()
     return row

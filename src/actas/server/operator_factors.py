@@ -20,7 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import InvalidCredentials
-from actas.server import credentials, ids, operators
+from actas.server import credentials, ids, operator_passkeys, operators
 from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import Operator, OperatorFactor, OperatorRecoveryCode
 from actas.server.sealing import Sealer
@@ -45,6 +45,12 @@ def required_for(operator: Operator, settings: Settings) -> bool:
     unless the instance says it is optional."""
     return settings.operator_second_factor == "required" and \
         operators.IMPERSONATE in operators.permissions(operator)
+
+
+def has_any(db: Db, operator_id: str) -> bool:
+    """Whether the operator has a second factor: a confirmed authenticator app or a
+    passkey (``operator_passkeys``)."""
+    return bool(confirmed(db, operator_id)) or operator_passkeys.count_of(db, operator_id) > 0
 
 
 def confirmed(db: Db, operator_id: str) -> list[OperatorFactor]:
@@ -110,13 +116,14 @@ def confirm_totp(db: Db, instance: Instance, operator: Operator, factor_id: str,
     db.execute(delete(OperatorFactor).where(OperatorFactor.operator_id == operator.id,
                                             OperatorFactor.id != factor.id))
     factor.confirmed, factor.last_step, factor.last_used_at = True, step, now
-    codes = _new_recovery_codes(db, instance, operator)
+    codes = new_recovery_codes(db, instance, operator)
     instance.record(db, Record(type="operator.second_factor_enrolled", actor_sub=operator.id,
                                origin=origin, data={"kind": TOTP, "factor_id": factor.id}))
     return codes
 
 
-def _new_recovery_codes(db: Db, instance: Instance, operator: Operator) -> list[str]:
+def new_recovery_codes(db: Db, instance: Instance, operator: Operator) -> list[str]:
+    """Ten new recovery codes (returned once, stored as digests); earlier ones stop working."""
     db.execute(delete(OperatorRecoveryCode).where(
         OperatorRecoveryCode.operator_id == operator.id))
     now = instance.now_ms()

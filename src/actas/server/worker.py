@@ -21,6 +21,7 @@ from actas.server import (
     audit_verification,
     mail,
     notices,
+    operator_passkeys,
     rate_limits,
     sessions,
     webhooks,
@@ -48,6 +49,7 @@ def run_once(instance: Instance, client: httpx.Client,
     with instance.transaction() as db:
         rate_limits.prune(db, now_ms=instance.now_ms())
         activity.prune(db, instance)
+        operator_passkeys.prune_spent(db, instance.now_ms())
     audit_verification.advance(instance)
     try:
         notices.queue_digests(instance)  # yesterday's, once per user (when configured)

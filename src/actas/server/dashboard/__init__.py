@@ -23,6 +23,7 @@ from actas.server.dashboard import (
     landing,
     operator_sessions,
     pages,
+    passkeys,
     second_factor,
     sign_in,
 )
@@ -33,7 +34,7 @@ from actas.server.http.origins import instance_of
 
 router = APIRouter(include_in_schema=False)
 for module in (assets, landing, sign_in, users_pages, impersonations, approvals, audit_log,
-               operators_pages, account, second_factor):
+               operators_pages, account, second_factor, passkeys):
     router.include_router(module.router)
 
 

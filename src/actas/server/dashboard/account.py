@@ -9,7 +9,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from actas._errors import PermissionDenied
-from actas.server import operator_factors, operators
+from actas.server import operator_factors, operator_passkeys, operators
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.http.origins import instance_of, request_origin
 
@@ -27,7 +27,8 @@ def account(request: Request) -> Response:
                             sessions=live, notice=request.query_params.get("notice"),
                             factors=operator_factors.confirmed(db, signed_in.operator.id),
                             codes_left=operator_factors.recovery_codes_left(
-                                db, signed_in.operator.id))
+                                db, signed_in.operator.id),
+                            passkeys=operator_passkeys.of_operator(db, signed_in.operator.id))
 
 
 @router.get("/dashboard/operators/{operator_id}/sessions")

@@ -83,7 +83,10 @@ def csrf_token(instance: Instance, session_id: str) -> str:
 
 
 def start(db: Db, instance: Instance, operator: Operator, response: Response,
-          origin: RequestOrigin, *, pending: str | None = None) -> None:
+          origin: RequestOrigin, *, pending: str | None = None,
+          second_factor_kind: str | None = None) -> None:
+    """A new session in ``response``'s cookie: with a sign-in step left (``pending``), or
+    complete, signed in with a second factor already (``second_factor_kind``: a passkey)."""
     now = instance.now_ms()
     secret = credentials.generate(TOKEN_PREFIX)
     db.add(OperatorSession(id=ids.new_id("opsess", now), operator_id=operator.id,
@@ -91,7 +94,9 @@ def start(db: Db, instance: Instance, operator: Operator, response: Response,
                            expire_at=now + LIFETIME_MS, last_active_at=now, ended_at=None,
                            created_at=now, ip_address=(origin.ip_address or "")[:64] or None,
                            user_agent=(origin.user_agent or "")[:512] or None,
-                           pending=pending, second_factor_at=None, second_factor_kind=None))
+                           pending=pending,
+                           second_factor_at=now if second_factor_kind else None,
+                           second_factor_kind=second_factor_kind))
     db.flush()
     response.set_cookie(COOKIE, secret.reveal(), max_age=LIFETIME_MS // 1000, path=PATH,
                         secure=instance.settings.cookie_secure, httponly=True,

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Request
 from starlette.responses import Response
 
 from actas._errors import InvalidCredentials, TooManyRequests
-from actas.server import operator_factors, rate_limits
+from actas.server import operator_factors, operator_passkeys, rate_limits
 from actas.server.audit import Record
 from actas.server.dashboard import operator_sessions, pages
 from actas.server.dashboard.sign_in import next_page
@@ -50,7 +50,8 @@ def enrol_form(request: Request) -> Response:
                             qr=_qr_svg_data_uri(enrolment.uri),
                             next_url=next_page(request.query_params.get("next")),
                             has_factor=bool(operator_factors.confirmed(
-                                db, signed_in.operator.id)))
+                                db, signed_in.operator.id)),
+                            passkey_failed=request.query_params.get("passkey") == "failed")
 
 
 @router.post("/dashboard/account/second_factor")
@@ -96,17 +97,25 @@ def check_form(request: Request) -> Response:
         signed_in = operator_sessions.current(db, instance, request, allow_pending=True)
         if signed_in.pending == "enrol":
             return pages.redirect(request, "/dashboard/account/second_factor")
+        passkeys = operator_passkeys.count_of(db, signed_in.operator.id)
+        totp = bool(operator_factors.confirmed(db, signed_in.operator.id))
     return pages.render(request, "second_factor_check.html", me=_header(signed_in),
                         signed_in=signed_in, step_up=signed_in.pending is None,
+                        passkeys=passkeys, totp=totp,
                         next_url=next_page(request.query_params.get("next")))
 
 
 @router.post("/dashboard/sign_in/second_factor")
 @router.post("/dashboard/step_up")
 def check(request: Request, csrf_token: Annotated[str, Form(max_length=128)],
-          code: CodeField, next_url: NextField = "") -> Response:
+          code: CodeField = "", next_url: NextField = "",
+          token: Annotated[str, Form(max_length=400)] = "",
+          credential: Annotated[str, Form(
+              max_length=operator_passkeys.MAX_RESPONSE_CHARS)] = "") -> Response:
+    """A code (authenticator app or recovery), or a passkey's answer (``credential``)."""
     instance = instance_of(request)
     origin = request_origin(request)
+    limited: TooManyRequests | None = None
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request, allow_pending=True)
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
@@ -114,21 +123,32 @@ def check(request: Request, csrf_token: Annotated[str, Form(max_length=128)],
             charge = rate_limits.OPERATOR_SIGN_IN.spend(
                 db, account=f"second-factor:{signed_in.operator.id}", origin=origin,
                 now_ms=instance.now_ms())
-        except TooManyRequests as limited:
-            return _check_page(request, signed_in, next_url, limited.message, 429)
+        except TooManyRequests as refused:
+            limited = refused
+    if limited is not None:  # the page reads the operator's factors in a transaction of its own
+        return _check_page(request, signed_in, next_url, limited.message, 429)
     try:
         with instance.transaction() as db:
-            kind = operator_factors.verify(db, instance, signed_in.operator, code,
-                                           origin=origin)
+            if credential:
+                operator_passkeys.authenticate(
+                    db, instance, purpose=operator_passkeys.CHECK,
+                    bound_to=signed_in.session_id, token=token, credential=credential,
+                    operator_id=signed_in.operator.id)
+                kind = operator_passkeys.PASSKEY
+            else:
+                kind = operator_factors.verify(db, instance, signed_in.operator, code,
+                                               origin=origin)
             operator_sessions.second_factor_checked(db, instance, signed_in, kind)
             rate_limits.refund(db, charge)
             instance.record(db, Record(
                 type="operator.second_factor_checked", actor_sub=signed_in.operator.id,
                 origin=origin, data={"kind": kind, "step_up": signed_in.pending is None}))
-    except InvalidCredentials:
+    except InvalidCredentials as refused:
         instance.record_alone(Record(type=FAILED, actor_sub=signed_in.operator.id,
-                                     origin=origin))
-        return _check_page(request, signed_in, next_url,
+                                     origin=origin,
+                                     data={"kind": operator_passkeys.PASSKEY} if credential
+                                     else {}))
+        return _check_page(request, signed_in, next_url, refused.message if credential else
                            "That code is not right. Type the six digits your app shows "
                            "now, or a recovery code.", 401)
     return pages.redirect(request, next_page(next_url))
@@ -136,6 +156,11 @@ def check(request: Request, csrf_token: Annotated[str, Form(max_length=128)],
 
 def _check_page(request: Request, signed_in: operator_sessions.SignedInOperator,
                 next_url: str, error: str, status_code: int) -> Response:
+    instance = instance_of(request)
+    with instance.transaction() as db:
+        passkeys = operator_passkeys.count_of(db, signed_in.operator.id)
+        totp = bool(operator_factors.confirmed(db, signed_in.operator.id))
     return pages.render(request, "second_factor_check.html", status_code=status_code,
                         me=_header(signed_in), signed_in=signed_in, error=error,
-                        step_up=signed_in.pending is None, next_url=next_page(next_url))
+                        step_up=signed_in.pending is None, passkeys=passkeys, totp=totp,
+                        next_url=next_page(next_url))

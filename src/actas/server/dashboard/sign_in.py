@@ -38,7 +38,7 @@ def next_page(value: str | None) -> str:
     return value
 
 
-def _form(request: Request, *, status_code: int = 200, email: str = "",
+def sign_in_page(request: Request, *, status_code: int = 200, email: str = "",
           error: str | None = None, next_url: str | None = None) -> Response:
     instance = instance_of(request)
     token, new_cookie = operator_sessions.sign_in_csrf_token(instance, request)
@@ -52,7 +52,7 @@ def _form(request: Request, *, status_code: int = 200, email: str = "",
 
 @router.get("/dashboard/sign_in")
 def sign_in_form(request: Request) -> Response:
-    return _form(request)
+    return sign_in_page(request)
 
 
 @router.post("/dashboard/sign_in")
@@ -72,7 +72,7 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
             charge = rate_limits.OPERATOR_SIGN_IN.spend(db, account=email, origin=origin,
                                                         now_ms=instance.now_ms())
         except TooManyRequests as limited:
-            return _form(request, status_code=429, email=email, next_url=next_url,
+            return sign_in_page(request, status_code=429, email=email, next_url=next_url,
                          error=limited.message + " Or ask an owner to check your account.")
         operator = db.scalar(select(Operator).where(Operator.email_address == email))
     try:
@@ -82,17 +82,17 @@ def sign_in(request: Request, email: Annotated[str, Form(max_length=320)],
     except InvalidCredentials:
         instance.record_alone(Record(type=FAILED, origin=origin,
                                      data={"identifier": email}))
-        return _form(request, status_code=401, email=email, next_url=next_url,
+        return sign_in_page(request, status_code=401, email=email, next_url=next_url,
                      error="That email address and password do not match an operator.")
     with instance.transaction() as db:
         current = db.get(Operator, operator.id)
         if current is None or current.disabled or \
                 current.password_hash != operator.password_hash:  # changed meanwhile
-            return _form(request, status_code=401, email=email, next_url=next_url,
+            return sign_in_page(request, status_code=401, email=email, next_url=next_url,
                          error="That email address and password do not match an operator.")
         rate_limits.refund(db, charge)  # a success is not a failed sign-in
         # A password alone completes sign-in only for whom no second factor is needed.
-        pending = ("second_factor" if operator_factors.confirmed(db, current.id) else
+        pending = ("second_factor" if operator_factors.has_any(db, current.id) else
                    "enrol" if operator_factors.required_for(current, instance.settings)
                    else None)
         target = next_page(next_url)

@@ -96,7 +96,10 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
             require_reason=instance.settings.require_reason, error=error, reason=reason,
             mode=mode, activity=done, nested=nested,
             may_full=signed_in.operator.role in instance.settings.full_impersonation_roles,
-            max_minutes=instance.settings.impersonation_max_duration // 60)
+            max_minutes=instance.settings.impersonation_max_duration // 60,
+            step_up_minutes=instance.settings.step_up_minutes,
+            step_up_due=operator_factors.has_any(db, signed_in.operator.id)
+            and not operator_sessions.step_up_fresh(instance, signed_in))
 
 
 def _cannot_impersonate(permissions: frozenset[str], user: User, protected: bool) -> str | None:
@@ -130,7 +133,7 @@ def impersonate(request: Request, user_id: str,
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request)
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
-        has_factor = bool(operator_factors.confirmed(db, signed_in.operator.id))
+        has_factor = operator_factors.has_any(db, signed_in.operator.id)
         watching = read_only.active_session(db, instance, request)
         if watching is not None and (watching.actor_sub is None or sessions.effective_status(
                 watching, instance.now_ms()) != "active"):

@@ -492,7 +492,9 @@ class MachineClient(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the client_id
     name: Mapped[str] = mapped_column(String(200))
-    secret_digest: Mapped[str] = mapped_column(String(80))
+    secret_digest: Mapped[str | None] = mapped_column(String(80))  # client_secret_post/basic
+    # private_key_jwt (RFC 7523 §2.2): the public key, PEM, its assertions are checked with
+    public_key_pem: Mapped[str | None] = mapped_column(Text)
     may_impersonate_protected: Mapped[bool] = mapped_column(Boolean, default=False)
     may_start_full: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[int]
@@ -529,3 +531,32 @@ class OperatorRecoveryCode(Base):
     code_digest: Mapped[str] = mapped_column(String(80), unique=True)
     used_at: Mapped[int | None]
     created_at: Mapped[int]
+
+
+class OperatorPasskey(Base):
+    """A passkey (WebAuthn credential) of an operator: its id and public key as the
+    authenticator gave them, and its signature counter (a clone shows as a counter that
+    goes back)."""
+
+    __tablename__ = "operator_passkeys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("operators.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary, unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger)
+    label: Mapped[str] = mapped_column(String(100))
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[int]
+    last_used_at: Mapped[int | None]
+
+
+class SpentNonce(Base):
+    """A one-time value already used (a passkey challenge, a client assertion's ``jti``),
+    kept until it would have expired anyway, so that it is accepted once."""
+
+    __tablename__ = "spent_nonces"
+
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True)
+    expire_at: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -75,6 +75,77 @@
     });
   }
 
+  // Passkeys (WebAuthn): a form[data-passkey] is shown only where the browser has
+  // WebAuthn. Its button fetches the options, asks the authenticator, and submits the
+  // answer (base64url JSON, as the server's webauthn library reads it) in the form.
+  const fromB64 = (s) => Uint8Array.from(
+    atob(s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4)),
+    (c) => c.charCodeAt(0)).buffer;
+  const toB64 = (buffer) => btoa(String.fromCharCode(...new Uint8Array(buffer)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+  function answerOf(credential) {
+    const r = credential.response;
+    const response = { clientDataJSON: toB64(r.clientDataJSON) };
+    if (r.attestationObject) {
+      response.attestationObject = toB64(r.attestationObject);
+      if (r.getTransports) response.transports = r.getTransports();
+    } else {
+      response.authenticatorData = toB64(r.authenticatorData);
+      response.signature = toB64(r.signature);
+      if (r.userHandle) response.userHandle = toB64(r.userHandle);
+    }
+    return JSON.stringify({
+      id: credential.id, rawId: toB64(credential.rawId), type: credential.type, response,
+      clientExtensionResults: credential.getClientExtensionResults(),
+    });
+  }
+
+  async function passkeyCeremony(form) {
+    const purpose = form.dataset.passkey;
+    const answer = await fetch(`/dashboard/passkeys/options?purpose=${purpose}`,
+      { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!answer.ok) throw new Error("The dashboard refused to start. Reload the page and try again.");
+    const { token, publicKey } = await answer.json();
+    publicKey.challenge = fromB64(publicKey.challenge);
+    let credential;
+    if (purpose === "register") {
+      publicKey.user.id = fromB64(publicKey.user.id);
+      for (const c of publicKey.excludeCredentials || []) c.id = fromB64(c.id);
+      credential = await navigator.credentials.create({ publicKey });
+    } else {
+      for (const c of publicKey.allowCredentials || []) c.id = fromB64(c.id);
+      credential = await navigator.credentials.get({ publicKey });
+    }
+    form.elements.token.value = token;
+    form.elements.credential.value = answerOf(credential);
+    form.submit();
+  }
+
+  if (window.PublicKeyCredential) {
+    for (const el of document.querySelectorAll("[data-passkey-only]")) el.hidden = false;
+    for (const form of document.querySelectorAll("form[data-passkey]")) {
+      form.hidden = false;
+      const button = form.querySelector("[data-passkey-start]");
+      const error = form.querySelector("[data-passkey-error]");
+      button.addEventListener("click", async () => {
+        error.hidden = true;
+        button.disabled = true;
+        try {
+          await passkeyCeremony(form);
+        } catch (failure) {
+          error.textContent = failure.name === "NotAllowedError"
+            ? "The passkey was not used (cancelled, or it timed out). Try again."
+            : failure.name === "InvalidStateError"
+              ? "This device already has a passkey for your account."
+              : String(failure.message || failure);
+          error.hidden = false;
+          button.disabled = false;
+        }
+      });
+    }
+  }
+
   tickTimers();
   tickTimes();
   setInterval(tickTimers, 1000);
