@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from actas._errors import ActasError, ConfigurationInvalid, ResourceNotFound
@@ -123,6 +124,9 @@ def _parser() -> argparse.ArgumentParser:
                              help="may impersonate protected users")
     new_machine.add_argument("--full", action="store_true",
                              help="may start full impersonations (else read-only only)")
+    new_machine.add_argument("--public-key", metavar="PEM_FILE", type=Path,
+                             help="it signs in with assertions signed by its private key "
+                             "(private_key_jwt; RSA, P-256 or Ed25519) instead of a secret")
     listed = machine_commands.add_parser("list", help="every machine client, one JSON line "
                                          "each (never a secret)")
     _settings_flags(listed)
@@ -274,9 +278,14 @@ def _machines(args: argparse.Namespace) -> None:
     origin = RequestOrigin(user_agent="actas cli")
     with instance.transaction() as db:
         if args.machines_command == "create":
+            pem = args.public_key.read_text() if args.public_key else None
             row, secret = machine_clients.create(
                 db, instance, name=args.name, may_impersonate_protected=args.protected,
-                may_start_full=args.full, origin=origin)
+                may_start_full=args.full, public_key_pem=pem, origin=origin)
+            if secret is None:
+                print(json.dumps({"client_id": row.id, "name": row.name,
+                                  "token_endpoint_auth_method": "private_key_jwt"}))
+                return
             print(json.dumps({"client_id": row.id, "client_secret": secret.reveal(),
                               "name": row.name}))
             print("The secret is shown only this once; actas keeps only its digest.",
@@ -290,6 +299,8 @@ def _machines(args: argparse.Namespace) -> None:
             print(json.dumps({"client_id": row.id, "name": row.name,
                               "may_impersonate_protected": row.may_impersonate_protected,
                               "may_start_full": row.may_start_full,
+                              "token_endpoint_auth_method": "private_key_jwt"
+                              if row.public_key_pem else "client_secret_basic",
                               "last_used_at": row.last_used_at, "revoked_at": row.revoked_at}))
 
 

@@ -3,7 +3,10 @@ own, exchanges a user id for a ticket to act as that user; the same policy, and 
 errors for everything refused.
 
 The attacks: a wrong or revoked secret; a tool allowed read-only asking for full; a tool
-naming an operator to borrow rights neither has (a protected user); no reason given.
+naming an operator to borrow rights neither has (a protected user); no reason given; a
+signed client assertion replayed, meant for another server, expired or good for too
+long, signed with another key or with an algorithm the key is not for; refreshing a
+backend JWT.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 from authlib.integrations.httpx_client import OAuth2Client
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.testclient import TestClient
 
 from actas.server import Instance, machine_clients, operators
 from actas.server.audit import RequestOrigin
-from actas.server.oauth.token_exchange import TOKEN_EXCHANGE, USER_ID
+from actas.server.clock import FrozenClock
+from actas.server.oauth.token_exchange import JWT, TOKEN_EXCHANGE, USER_ID
 from tests.conftest import APP_ORIGIN
 from tests.support.flows import claims, create_user, redeem
 from tests.support.processes import ActasServer, actas_env, described, run_actas
@@ -106,7 +113,8 @@ def test_every_refusal_is_an_rfc_6749_error(app_client: TestClient, backend: Tes
         ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
         ({"subject_token": ""}, "invalid_request"),
         ({"subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}, "invalid_request"),
-        ({"requested_token_type": "urn:ietf:params:oauth:token-type:jwt"}, "invalid_request"),
+        ({"requested_token_type": "urn:ietf:params:oauth:token-type:refresh_token"},
+         "invalid_request"),
         ({"mode": "full"}, "unauthorized_client"),  # this tool is read-only
         ({"reason": ""}, "invalid_request"),
         ({"duration": "forever"}, "invalid_request"),
@@ -169,3 +177,140 @@ def test_an_oauth_library_nobody_here_wrote_performs_the_exchange(tmp_path: Path
         assert verified["sub"] == ada["id"]
         assert verified["act"]["sub"] == tool["client_id"]
         assert verified["act"]["name"] == "Admin console"
+
+
+def _pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def _keyed_machine(instance: Instance, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+                   ) -> str:
+    with instance.transaction() as db:
+        row, secret = machine_clients.create(db, instance, name="Signed tool", origin=CLI,
+                                             public_key_pem=_pem(key))
+        assert secret is None
+        return row.id
+
+
+def _assertion(key: Any, client_id: str, clock: FrozenClock, *, alg: str = "ES256",
+               **claims: Any) -> str:
+    now = clock.now_ms() // 1000
+    body = {"iss": client_id, "sub": client_id, "aud": "https://actas.test/oauth/token",
+            "iat": now, "exp": now + 60, "jti": secrets.token_hex(16), **claims}
+    return pyjwt.encode(body, key, algorithm=alg)
+
+
+def _signed_exchange(client: TestClient, assertion: str, **form: str) -> Any:
+    return client.post("/oauth/token", data={
+        "grant_type": TOKEN_EXCHANGE, "subject_token_type": USER_ID, "reason": "Ticket #78",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion, **form})
+
+
+def test_private_key_jwt_signs_the_tool_in_and_each_assertion_counts_once(
+        app_client: TestClient, backend: TestClient, instance: Instance,
+        clock: FrozenClock) -> None:
+    ada = create_user(backend)
+    key = ec.generate_private_key(ec.SECP256R1())
+    tool = _keyed_machine(instance, key)
+    good = _assertion(key, tool, clock)
+    first = _signed_exchange(app_client, good, subject_token=ada["id"])
+    assert first.status_code == 200, first.text
+    assert _signed_exchange(app_client, good, subject_token=ada["id"]).status_code == 401
+
+    other = ec.generate_private_key(ec.SECP256R1())
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    refused = {
+        "replayed": good,
+        "another key": _assertion(other, tool, clock),
+        "another server": _assertion(key, tool, clock, aud="https://elsewhere.test/token"),
+        "expired": _assertion(key, tool, clock, exp=clock.now_ms() // 1000 - 60),
+        "good for a day": _assertion(key, tool, clock, exp=clock.now_ms() // 1000 + 86400),
+        "not yet": _assertion(key, tool, clock, nbf=clock.now_ms() // 1000 + 600),
+        "no jti": _assertion(key, tool, clock, jti=None),
+        "iss is not the client": _assertion(key, tool, clock, iss="mc_other"),
+        "an algorithm the key is not for": _assertion(stranger, tool, clock, alg="RS256"),
+        "unsigned": _assertion(None, tool, clock, alg="none"),
+        "not a JWT": "a.b",
+    }
+    for why, assertion in refused.items():
+        answer = _signed_exchange(app_client, assertion, subject_token=ada["id"])
+        assert answer.status_code == 401, why
+        assert answer.json()["error"] == "invalid_client", why
+    wrong_type = _signed_exchange(app_client, _assertion(key, tool, clock),
+                                  subject_token=ada["id"], client_assertion_type="saml")
+    assert wrong_type.status_code == 401
+    with instance.transaction() as db:
+        machine_clients.revoke(db, instance, tool, origin=CLI)
+    revoked = _signed_exchange(app_client, _assertion(key, tool, clock),
+                               subject_token=ada["id"])
+    assert revoked.status_code == 401
+    # A tool with a key has no secret: the basic scheme with any secret fails.
+    assert _exchange(app_client, (tool, "mcs_" + "0" * 40),
+                     subject_token=ada["id"]).status_code == 401
+
+
+def test_a_backend_jwt_is_short_and_nothing_can_refresh_it(
+        app_client: TestClient, backend: TestClient, browser: TestClient,
+        instance: Instance, clock: FrozenClock) -> None:
+    ada = create_user(backend)
+    tool = _machine(instance)
+    answer = _exchange(app_client, tool, subject_token=ada["id"], requested_token_type=JWT,
+                       duration="3600")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["issued_token_type"] == JWT and body["token_type"] == "Bearer"
+    token = claims(body["access_token"])
+    assert token["sub"] == ada["id"] and token["act"]["sub"] == tool[0]
+    assert token["act_mode"] == "read_only" and token["sid"] == body["session_id"]
+    assert body["expires_in"] == token["exp"] - token["iat"] <= 60
+    session = backend.get(f"/v1/sessions/{body['session_id']}").json()
+    assert session["actor"]["sub"] == tool[0]
+    assert session["expire_at"] - session["created_at"] <= 300_000  # capped, not an hour
+    # No browser holds its client: the Frontend API will not refresh it for anyone.
+    refreshed = browser.post(f"/v1/client/sessions/{body['session_id']}/tokens", json={})
+    assert refreshed.status_code in (401, 404)
+    [accepted] = backend.get("/v1/audit_events", params={
+        "type": "actor_token.accepted"}).json()["data"]
+    assert accepted["session_id"] == body["session_id"]
+
+
+def test_authlib_signs_in_with_private_key_jwt_over_http(tmp_path: Path) -> None:
+    """Authlib's PrivateKeyJWT client authentication against `actas serve`, asking for a
+    backend JWT, which PyJWT then verifies against the served JWKS."""
+    secret_key = "sk_test_" + secrets.token_hex(20)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (tmp_path / "tool.pem").write_text(_pem(key))
+    private_pem = key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    env = actas_env(ACTAS_SECRET_KEY=secret_key, ACTAS_ALLOWED_ORIGINS=APP_ORIGIN,
+                    ACTAS_COOKIE_SECURE="false")
+    made = run_actas("machines", "create", "--name", "Signed console", "--public-key",
+                     "tool.pem", "--data-dir", "data", cwd=tmp_path, env=env)
+    assert made.returncode == 0, described(made)
+    tool = json.loads(made.stdout)
+    assert "client_secret" not in tool
+    with ActasServer(["--data-dir", "data"], cwd=tmp_path, env=env) as server:
+        with httpx.Client(base_url=server.url, trust_env=False,
+                          headers={"Authorization": f"Bearer {secret_key}"}) as backend:
+            ada = backend.post("/v1/users", json={"email_address": ["ada@example.com"]}).json()
+        endpoint = f"{server.url}/oauth/token"
+        with OAuth2Client(tool["client_id"], private_pem,
+                          token_endpoint_auth_method=PrivateKeyJWT(endpoint, alg="RS256"),
+                          trust_env=False) as oauth:
+            # Authlib's assertion is good for an hour by default: the longest accepted.
+            token = oauth.fetch_token(endpoint, grant_type=TOKEN_EXCHANGE,
+                                      subject_token=ada["id"], subject_token_type=USER_ID,
+                                      requested_token_type=JWT, reason="Ticket #79")
+        assert token["issued_token_type"] == JWT
+        with httpx.Client(base_url=server.url, trust_env=False) as plain:
+            jwks = pyjwt.PyJWKSet.from_dict(plain.get("/.well-known/jwks.json").json())
+    jwt = token["access_token"]
+    verified = pyjwt.decode(jwt, jwks[pyjwt.get_unverified_header(jwt)["kid"]].key,
+                            algorithms=["RS256"], issuer=server.url,
+                            # Signature, issuer and claims; not the wall clock (a busy
+                            # machine may take longer than the token's minute to get here).
+                            options={"verify_aud": False, "verify_exp": False})
+    assert verified["sub"] == ada["id"] and verified["act"]["sub"] == tool["client_id"]

@@ -38,5 +38,7 @@ def openid_configuration(request: Request, response: Response) -> dict[str, Any]
         # RFC 8693 token exchange, for an application's admin tool (actas.server.oauth).
         "token_endpoint": f"{settings.frontend_api_url}/oauth/token",
         "grant_types_supported": ["urn:ietf:params:oauth:grant-type:token-exchange"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
+                                                  "private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
     }

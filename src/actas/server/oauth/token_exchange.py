@@ -1,7 +1,8 @@
 """``POST /oauth/token``: RFC 8693 token exchange, for impersonation.
 
-An application's admin tool authenticates as a machine client (``client_secret_basic``
-or ``client_secret_post``, RFC 6749 §2.3.1) and exchanges:
+An application's admin tool authenticates as a machine client: with its secret
+(``client_secret_basic`` or ``client_secret_post``, RFC 6749 §2.3.1) or with an assertion
+signed by its private key (``private_key_jwt``, RFC 7523 §2.2), and exchanges:
 
 - ``subject_token``: the user to act as, an actas user id
   (``subject_token_type=urn:actas:params:oauth:token-type:user_id``);
@@ -12,20 +13,29 @@ or ``client_secret_post``, RFC 6749 §2.3.1) and exchanges:
 - ``reason``, ``mode`` (``read_only`` by default) and ``duration`` (seconds): actas's
   parameters, as on an actor token;
 
-for an actas ticket (``requested_token_type=urn:actas:params:oauth:token-type:ticket``,
-the default): ``access_token`` is the ticket and ``url`` opens the application as the
-user, exactly like an actor token's. The same policy, consent, approval rules and audit
-events apply as everywhere else. Errors are RFC 6749 §5.2's.
+for (``requested_token_type``):
+
+- an actas ticket (``urn:actas:params:oauth:token-type:ticket``, the default):
+  ``access_token`` is the ticket and ``url`` opens the application as the user, exactly
+  like an actor token's;
+- a session JWT (``urn:ietf:params:oauth:token-type:jwt``), for backend-to-backend work:
+  the ticket is redeemed here, into an impersonation of at most five minutes on a client
+  no browser holds, so nothing can refresh it; the token is the session token any SDK
+  verifies, with ``act``, and lives a session token's lifetime at most.
+
+The same policy, consent, approval rules and audit events apply as everywhere else.
+Errors are RFC 6749 §5.2's.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Form, Request
+from sqlalchemy.orm import Session as Db
 from starlette.responses import JSONResponse
 
 from actas._errors import (
@@ -39,14 +49,18 @@ from actas._errors import (
     ImpersonationReasonRequired,
     ImpersonationRefused,
     ImpersonationTargetProtected,
+    TicketRejected,
 )
-from actas.server import machine_clients, operators
-from actas.server.audit import Record
-from actas.server.db.schema import Operator
+from actas.server import clients, machine_clients, operators, session_tokens
+from actas.server.audit import Record, RequestOrigin
+from actas.server.db.schema import MachineClient, Operator
 from actas.server.http.origins import instance_of, request_origin
-from actas.server.impersonation import actor_tokens
+from actas.server.impersonation import actor_tokens, redemption
 from actas.server.impersonation.policy import Requester
 from actas.server.roles import FULL, MODES, READ_ONLY
+
+if TYPE_CHECKING:
+    from actas.server.instance import Instance
 
 # Not in the OpenAPI document, whose error schema is actas's envelope: this endpoint
 # answers RFC 6749's errors instead. docs/api.md describes it.
@@ -68,6 +82,22 @@ def _error(error: str, description: str, status: int = 400) -> JSONResponse:
                         status_code=status, headers=headers)
 
 
+def _client(db: Db, instance: Instance, request: Request, form: dict[str, str]
+            ) -> tuple[MachineClient | None, str | None]:
+    """The authenticated machine client (or ``None``), and the client id it claimed."""
+    if form["client_assertion_type"] or form["client_assertion"]:
+        if form["client_assertion_type"] != machine_clients.ASSERTION_TYPE:
+            return None, None
+        public = instance.settings.frontend_api_url
+        client = machine_clients.authenticate_assertion(
+            db, instance, form["client_assertion"], {f"{public}/oauth/token", public})
+        return client, client.id if client else None
+    given = _client_credentials(request, form["client_id"], form["client_secret"])
+    if given is None:
+        return None, None
+    return machine_clients.authenticate(db, instance, *given), given[0][:40]
+
+
 def _client_credentials(request: Request, client_id: str, client_secret: str
                         ) -> tuple[str, str] | None:
     header = request.headers.get("authorization", "")
@@ -84,26 +114,31 @@ def _client_credentials(request: Request, client_id: str, client_secret: str
 
 
 Field = Annotated[str, Form(max_length=2000)]
+AssertionField = Annotated[str, Form(max_length=8000)]
+JWT_IMPERSONATION_MAX_S = 300  # a session-shaped JWT's impersonation: five minutes at most
 
 
 @router.post("/oauth/token", summary="RFC 8693 token exchange: a ticket to act as a user")
 def token(request: Request, grant_type: Field = "", subject_token: Field = "",
           subject_token_type: Field = "", actor_token: Field = "", actor_token_type: Field = "",
           requested_token_type: Field = "", reason: Field = "", mode: Field = READ_ONLY,
-          duration: Field = "1800", client_id: Field = "",
-          client_secret: Field = "") -> JSONResponse:
+          duration: Field = "1800", client_id: Field = "", client_secret: Field = "",
+          client_assertion_type: Field = "",
+          client_assertion: AssertionField = "") -> JSONResponse:
     instance = instance_of(request)
     origin = request_origin(request)
-    given = _client_credentials(request, client_id, client_secret)
     with instance.transaction() as db:
-        client = machine_clients.authenticate(db, instance, *given) if given else None
+        client, claimed_id = _client(db, instance, request, {
+            "client_id": client_id, "client_secret": client_secret,
+            "client_assertion_type": client_assertion_type,
+            "client_assertion": client_assertion})
         if client is not None:
             client_name, client_key, rights = (client.name, client.id,
                                                machine_clients.permissions(client))
             may_full = client.may_start_full
     if client is None:
         instance.record_alone(Record(type="oauth.client_refused", origin=origin,
-                                     data={"client_id": given[0][:40] if given else None}))
+                                     data={"client_id": claimed_id}))
         return _error("invalid_client", "Unknown client, wrong secret, or a revoked client.",
                       401)
     if grant_type != TOKEN_EXCHANGE:
@@ -111,9 +146,9 @@ def token(request: Request, grant_type: Field = "", subject_token: Field = "",
     if not subject_token or subject_token_type != USER_ID:
         return _error("invalid_request",
                       f"subject_token must be a user id, with subject_token_type={USER_ID}.")
-    if requested_token_type not in ("", TICKET):
-        return _error("invalid_request", f"requested_token_type: only {TICKET} is issued "
-                      "(short-lived JWTs are not yet).")
+    if requested_token_type not in ("", TICKET, JWT):
+        return _error("invalid_request", f"requested_token_type is {TICKET} (the default) "
+                      f"or {JWT}.")
     if mode not in MODES:
         return _error("invalid_request", f"mode must be one of {', '.join(MODES)}.")
     if not duration.isdigit() or not 1 <= int(duration) <= 86400:
@@ -139,11 +174,14 @@ def token(request: Request, grant_type: Field = "", subject_token: Field = "",
                                   operator)
             actor = {"sub": operator.id, "name": operator.name or operator.email_address,
                      "email": operator.email_address, "client_id": client_key}
+    wants_jwt = requested_token_type == JWT
+    seconds = min(int(duration), JWT_IMPERSONATION_MAX_S) if wants_jwt else int(duration)
     try:
         issued = actor_tokens.create(
             instance, requester=requester, user_id=subject_token, actor=actor, reason=reason,
-            origin=origin, expires_in=300, session_max_duration=int(duration),
-            mode=mode)
+            origin=origin, expires_in=300, session_max_duration=seconds, mode=mode)
+        if wants_jwt:
+            return _session_jwt(instance, issued.ticket.reveal(), origin)
     except ImpersonationApprovalRequired as pending:
         approval = pending.meta.get("approval_id")
         return _error("invalid_grant", f"{pending.message} (approval {approval})")
@@ -153,7 +191,7 @@ def token(request: Request, grant_type: Field = "", subject_token: Field = "",
     except (ImpersonationReasonRequired, FormParamInvalid) as bad:
         return _error("invalid_request", bad.message)
     except (ImpersonationConsentRequired, ImpersonationForbiddenByUser,
-            ImpersonationRefused) as refused:
+            ImpersonationRefused, TicketRejected) as refused:
         return _error("invalid_grant", refused.message)
     except ActasError as error:
         return _error("invalid_request", error.message)
@@ -161,3 +199,17 @@ def token(request: Request, grant_type: Field = "", subject_token: Field = "",
         "access_token": issued.ticket.reveal(), "issued_token_type": TICKET,
         "token_type": "N_A", "expires_in": 300, "url": issued.url,
         "mode": issued.row.mode}, headers=_NO_STORE)
+
+
+def _session_jwt(instance: Instance, ticket: str, origin: RequestOrigin) -> JSONResponse:
+    """Redeem ``ticket`` here, on a new client whose secret nobody is given (so no one can
+    refresh the session), and answer with the impersonation's first session token."""
+    with instance.transaction() as db:
+        client, _never_given = clients.create(db, instance.now_ms())
+        session = redemption.redeem(db, instance, ticket=ticket, client=client, origin=origin)
+        signer = instance.keys.current_signer(db, instance.now_ms())
+        minted = session_tokens.mint(instance, session, signer, azp=None)
+    return JSONResponse({
+        "access_token": minted.jwt, "issued_token_type": JWT, "token_type": "Bearer",
+        "expires_in": minted.claims["exp"] - minted.claims["iat"],
+        "session_id": session.id, "mode": session.impersonation_mode}, headers=_NO_STORE)
