@@ -125,6 +125,10 @@ def test_every_refusal_is_an_rfc_6749_error(app_client: TestClient, backend: Tes
         answer = _exchange(app_client, (client_id, secret),
                            **{"subject_token": ada["id"], **form})
         assert answer.status_code == 400 and answer.json()["error"] == error, (form, answer.text)
+    told = backend.get("/v1/audit_events", params={"type": "oauth.exchange_refused",
+                                                    "limit": 100}).json()["data"]
+    assert sorted(e["data"]["error"] for e in told) == sorted(error for _, error in cases)
+    assert {e["data"]["client_id"] for e in told} == {client_id}
     posted = app_client.post("/oauth/token", data={  # client_secret_post works too
         "grant_type": TOKEN_EXCHANGE, "subject_token": ada["id"],
         "subject_token_type": USER_ID, "reason": "r", "client_id": client_id,

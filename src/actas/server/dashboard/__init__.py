@@ -16,6 +16,7 @@ from starlette.responses import Response
 from actas._errors import ActasError
 from actas.server.dashboard import (
     account,
+    admin_tools,
     approvals,
     assets,
     audit_log,
@@ -34,7 +35,7 @@ from actas.server.http.origins import instance_of
 
 router = APIRouter(include_in_schema=False)
 for module in (assets, landing, sign_in, users_pages, impersonations, approvals, audit_log,
-               operators_pages, account, second_factor, passkeys):
+               operators_pages, account, second_factor, passkeys, admin_tools):
     router.include_router(module.router)
 
 

@@ -74,6 +74,14 @@ JWT = "urn:ietf:params:oauth:token-type:jwt"
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+class _Refusal(Exception):
+    """An RFC 6749 §5.2 error for an authenticated client (answered 400, and audited)."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error, self.description = error, description
+
+
 def _error(error: str, description: str, status: int = 400) -> JSONResponse:
     headers = dict(_NO_STORE)
     if status == 401:
@@ -141,34 +149,64 @@ def token(request: Request, grant_type: Field = "", subject_token: Field = "",
                                      data={"client_id": claimed_id}))
         return _error("invalid_client", "Unknown client, wrong secret, or a revoked client.",
                       401)
+    try:
+        return _exchange(instance, origin, client_name=client_name, client_key=client_key,
+                         rights=rights, may_full=may_full, form={
+                             "grant_type": grant_type, "subject_token": subject_token,
+                             "subject_token_type": subject_token_type,
+                             "actor_token": actor_token, "actor_token_type": actor_token_type,
+                             "requested_token_type": requested_token_type,
+                             "reason": reason, "mode": mode, "duration": duration})
+    except _Refusal as refusal:
+        # What the tool was told, in the audit log; a refusal of the impersonation policy
+        # itself is there too, as impersonation.refused.
+        instance.record_alone(Record(
+            type="oauth.exchange_refused", actor_sub=client_key, origin=origin,
+            reason=reason[:1000] or None,
+            data={"client_id": client_key, "error": refusal.error,
+                  "error_description": refusal.description[:500],
+                  # Ids only, never a token's text.
+                  "subject": subject_token[:100] if subject_token_type == USER_ID else None,
+                  "actor": actor_token[:100] if actor_token_type == OPERATOR_ID else None}))
+        return _error(refusal.error, refusal.description)
+
+
+def _exchange(instance: Instance, origin: RequestOrigin, *, client_name: str,
+              client_key: str, rights: frozenset[str], may_full: bool,
+              form: dict[str, str]) -> JSONResponse:
+    grant_type, subject_token = form["grant_type"], form["subject_token"]
+    subject_token_type, actor_token = form["subject_token_type"], form["actor_token"]
+    actor_token_type = form["actor_token_type"]
+    requested_token_type, reason = form["requested_token_type"], form["reason"]
+    mode, duration = form["mode"], form["duration"]
     if grant_type != TOKEN_EXCHANGE:
-        return _error("unsupported_grant_type", f"Only {TOKEN_EXCHANGE} is supported.")
+        raise _Refusal("unsupported_grant_type", f"Only {TOKEN_EXCHANGE} is supported.")
     if not subject_token or subject_token_type != USER_ID:
-        return _error("invalid_request",
+        raise _Refusal("invalid_request",
                       f"subject_token must be a user id, with subject_token_type={USER_ID}.")
     if requested_token_type not in ("", TICKET, JWT):
-        return _error("invalid_request", f"requested_token_type is {TICKET} (the default) "
+        raise _Refusal("invalid_request", f"requested_token_type is {TICKET} (the default) "
                       f"or {JWT}.")
     if mode not in MODES:
-        return _error("invalid_request", f"mode must be one of {', '.join(MODES)}.")
+        raise _Refusal("invalid_request", f"mode must be one of {', '.join(MODES)}.")
     if not duration.isdigit() or not 1 <= int(duration) <= 86400:
-        return _error("invalid_request", "duration is the impersonation's length in seconds, "
+        raise _Refusal("invalid_request", "duration is the impersonation's length in seconds, "
                       "1 to 86400.")
     if mode == FULL and not may_full:
-        return _error("unauthorized_client", "This client may start read-only "
+        raise _Refusal("unauthorized_client", "This client may start read-only "
                       "impersonations only.")
 
     actor: dict[str, Any] = {"sub": client_key, "name": client_name, "client_id": client_key}
     requester = Requester("machine", rights)
     if actor_token or actor_token_type:
         if actor_token_type != OPERATOR_ID:
-            return _error("invalid_request",
+            raise _Refusal("invalid_request",
                           f"actor_token must be an operator id, with actor_token_type="
                           f"{OPERATOR_ID}.")
         with instance.transaction() as db:
             operator = db.get(Operator, actor_token)
             if operator is None or operator.disabled:
-                return _error("invalid_grant", "actor_token names no enabled operator.")
+                raise _Refusal("invalid_grant", "actor_token names no enabled operator.")
             # The operator's role as in the dashboard, and the tool's rights too.
             requester = Requester("operator", operators.permissions(operator) & rights,
                                   operator)
@@ -184,17 +222,17 @@ def token(request: Request, grant_type: Field = "", subject_token: Field = "",
             return _session_jwt(instance, issued.ticket.reveal(), origin)
     except ImpersonationApprovalRequired as pending:
         approval = pending.meta.get("approval_id")
-        return _error("invalid_grant", f"{pending.message} (approval {approval})")
+        raise _Refusal("invalid_grant", f"{pending.message} (approval {approval})") from None
     except (ImpersonationNotPermitted, ImpersonationTargetProtected,
             ImpersonationModeNotPermitted) as refused:
-        return _error("unauthorized_client", refused.message)
+        raise _Refusal("unauthorized_client", refused.message) from None
     except (ImpersonationReasonRequired, FormParamInvalid) as bad:
-        return _error("invalid_request", bad.message)
+        raise _Refusal("invalid_request", bad.message) from None
     except (ImpersonationConsentRequired, ImpersonationForbiddenByUser,
             ImpersonationRefused, TicketRejected) as refused:
-        return _error("invalid_grant", refused.message)
+        raise _Refusal("invalid_grant", refused.message) from None
     except ActasError as error:
-        return _error("invalid_request", error.message)
+        raise _Refusal("invalid_request", error.message) from None
     return JSONResponse({
         "access_token": issued.ticket.reveal(), "issued_token_type": TICKET,
         "token_type": "N_A", "expires_in": 300, "url": issued.url,
