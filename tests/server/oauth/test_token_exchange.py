@@ -30,7 +30,15 @@ from actas.server.audit import RequestOrigin
 from actas.server.clock import FrozenClock
 from actas.server.oauth.token_exchange import JWT, TOKEN_EXCHANGE, USER_ID
 from tests.conftest import APP_ORIGIN
-from tests.support.flows import claims, create_user, redeem
+from tests.support.flows import (
+    claims,
+    create_actor_token,
+    create_user,
+    error_code,
+    mint,
+    redeem,
+    sign_in,
+)
 from tests.support.processes import ActasServer, actas_env, described, run_actas
 
 CLI = RequestOrigin(user_agent="test")
@@ -112,7 +120,8 @@ def test_every_refusal_is_an_rfc_6749_error(app_client: TestClient, backend: Tes
     cases = [
         ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
         ({"subject_token": ""}, "invalid_request"),
-        ({"subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}, "invalid_request"),
+        ({"subject_token_type": "urn:ietf:params:oauth:token-type:saml2"}, "invalid_request"),
+        ({"subject_token_type": "urn:ietf:params:oauth:token-type:jwt"}, "invalid_grant"),
         ({"requested_token_type": "urn:ietf:params:oauth:token-type:refresh_token"},
          "invalid_request"),
         ({"mode": "full"}, "unauthorized_client"),  # this tool is read-only
@@ -318,3 +327,60 @@ def test_authlib_signs_in_with_private_key_jwt_over_http(tmp_path: Path) -> None
                             # machine may take longer than the token's minute to get here).
                             options={"verify_aud": False, "verify_exp": False})
     assert verified["sub"] == ada["id"] and verified["act"]["sub"] == tool["client_id"]
+
+
+def test_the_users_own_token_naming_the_actor_in_may_act_is_a_subject(
+        app_client: TestClient, backend: TestClient, browser: TestClient,
+        instance: Instance) -> None:
+    """The user, signed in, authorises Sam (RFC 8693 §4.4 may_act); the tool exchanges that
+    token acting for Sam, once. Anything else the user did not say is refused."""
+    ada = create_user(backend)
+    with instance.transaction() as db:
+        sam = operators.create(db, instance, email="sam@s.test", role="support",
+                               password="long enough", name="Sam Support")
+        olive = operators.create(db, instance, email="olive@s.test", role="owner",
+                                 password="long enough")
+    tool = _machine(instance)
+    session_id = sign_in(browser)
+    authorised = browser.post(f"/v1/client/sessions/{session_id}/tokens/may_act",
+                              json={"actor": sam.id})
+    assert authorised.status_code == 200, authorised.text
+    subject = authorised.json()["jwt"]
+    assert claims(subject)["may_act"] == {"sub": sam.id} and claims(subject)["sub"] == ada["id"]
+
+    def exchange(token: str, actor: str) -> Any:
+        return _exchange(app_client, tool, subject_token=token, subject_token_type=JWT,
+                         actor_token=actor, actor_token_type=OPERATOR_ID)
+
+    assert exchange(subject, olive.id).json()["error"] == "invalid_grant"  # not whom she named
+    granted = exchange(subject, sam.id)
+    assert granted.status_code == 200, granted.text
+    assert "/v1/tickets/accept?ticket=" in granted.json()["url"]
+    [created, *_] = backend.get("/v1/audit_events", params={
+        "type": "actor_token.created"}).json()["data"]
+    assert created["user_id"] == ada["id"] and created["actor_sub"] == sam.id
+    assert exchange(subject, sam.id).json()["error"] == "invalid_grant"  # once
+    assert exchange(mint(browser, session_id), sam.id).json()["error"] == "invalid_grant"
+    assert exchange(subject[:-4] + "AAAA", sam.id).json()["error"] == "invalid_grant"
+
+    unknown = browser.post(f"/v1/client/sessions/{session_id}/tokens/may_act",
+                           json={"actor": "op_nobody"})
+    assert unknown.status_code == 422 and error_code(unknown) == "form_param_value_invalid"
+    later = browser.post(f"/v1/client/sessions/{session_id}/tokens/may_act",
+                         json={"actor": sam.id}).json()["jwt"]
+    assert browser.post(f"/v1/client/sessions/{session_id}/end", json={}).status_code == 200
+    assert exchange(later, sam.id).json()["error"] == "invalid_grant"  # she signed out
+    issued = backend.get("/v1/audit_events", params={
+        "type": "session.may_act_issued"}).json()["data"]
+    assert len(issued) == 2 and issued[0]["data"]["may_act"] == {"sub": sam.id}
+
+
+def test_an_impersonator_cannot_authorise_anyone_for_the_user(
+        backend: TestClient, browser: TestClient) -> None:
+    ada = create_user(backend)
+    ticket = create_actor_token(backend, ada["id"])["token"]
+    session_id = redeem(browser, ticket)
+    refused = browser.post(f"/v1/client/sessions/{session_id}/tokens/may_act",
+                           json={"actor": "op_alice"})
+    assert refused.status_code == 403
+    assert error_code(refused) == "impersonated_session_forbidden"

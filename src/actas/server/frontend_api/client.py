@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session as Db
 
-from actas.server import clients, sessions
-from actas.server.db.schema import Client
+from actas._errors import FormParamInvalid, ImpersonatedSessionForbidden
+from actas.server import clients, session_tokens, sessions
+from actas.server.audit import Record
+from actas.server.db.schema import Client, MachineClient, Operator
 from actas.server.db.schema import Session as SessionRow
 from actas.server.frontend_api import token_route
 from actas.server.frontend_api.responses import Envelope, current_client, render_client
@@ -47,6 +50,46 @@ async def create_token(request: Request, session_id: str,
     """Served by ``token_route.TokenRoute`` ahead of this router (the hot path); this
     endpoint documents it and answers the same way."""
     return await token_route.respond(request, session_id, origin)
+
+
+class MayActBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor: str = Field(min_length=1, max_length=64,
+                       description="the operator (op_…) or admin tool (mc_…) the user "
+                       "authorises to act for them")
+
+
+@router.post("/v1/client/sessions/{session_id}/tokens/may_act", response_model=TokenObject,
+             summary="A session token whose may_act (RFC 8693 §4.4) names who may act for "
+             "the user")
+def create_may_act_token(request: Request, session_id: str, body: MayActBody,
+                         origin: str = Depends(trusted_origin)) -> TokenObject:
+    """The user, signed in here, names an operator or an admin tool that may act for them:
+    the token is what that admin tool then exchanges at ``POST /oauth/token``
+    (``subject_token_type=urn:ietf:params:oauth:token-type:jwt``). It is an ordinary
+    session token otherwise (same lifetime); the impersonation policy, consent and
+    approvals still apply to the exchange. Never from an impersonated session."""
+    instance = instance_of(request)
+    now = instance.now_ms()
+    with instance.transaction() as db:
+        _client, row = _own_session(db, instance, request, session_id)
+        sessions.require_active(row, now)
+        if row.actor is not None:
+            raise ImpersonatedSessionForbidden(
+                "An impersonator cannot authorise anyone to act for the user.")
+        actor = body.actor.strip()
+        operator = db.get(Operator, actor) if actor.startswith("op_") else None
+        tool = db.get(MachineClient, actor) if actor.startswith("mc_") else None
+        if (operator is None or operator.disabled) and (tool is None or tool.revoked_at):
+            raise FormParamInvalid("actor names no operator or admin tool of this instance.",
+                                   param_name="actor")
+        signer = instance.keys.current_signer(db, now)
+        token = session_tokens.mint(instance, row, signer, azp=origin,
+                                    may_act={"sub": actor})
+        instance.record(db, Record(type="session.may_act_issued", user_id=row.user_id,
+                                   session_id=row.id, origin=request_origin(request),
+                                   data={"may_act": {"sub": actor}}))
+    return TokenObject(jwt=token.jwt)
 
 
 @router.post("/v1/client/sessions/{session_id}/end", response_model=Envelope[SessionObject],

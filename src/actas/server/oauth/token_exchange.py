@@ -5,7 +5,10 @@ An application's admin tool authenticates as a machine client: with its secret
 signed by its private key (``private_key_jwt``, RFC 7523 §2.2), and exchanges:
 
 - ``subject_token``: the user to act as, an actas user id
-  (``subject_token_type=urn:actas:params:oauth:token-type:user_id``);
+  (``subject_token_type=urn:actas:params:oauth:token-type:user_id``), or the user's own
+  session token whose ``may_act`` (RFC 8693 §4.4) names the actor
+  (``urn:ietf:params:oauth:token-type:jwt``; minted by the Frontend API's
+  ``…/tokens/may_act``), accepted once;
 - ``actor_token`` (optional): the operator the tool acts for
   (``actor_token_type=urn:actas:params:oauth:token-type:operator_id``). Then that
   operator's role applies as in the dashboard, and the tool's own rights too (both must
@@ -31,10 +34,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Form, Request
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as Db
 from starlette.responses import JSONResponse
 
@@ -50,10 +55,20 @@ from actas._errors import (
     ImpersonationRefused,
     ImpersonationTargetProtected,
     TicketRejected,
+    TokenInvalid,
 )
-from actas.server import clients, machine_clients, operators, session_tokens
+from actas._verifier import Verifier
+from actas.server import (
+    clients,
+    machine_clients,
+    operators,
+    session_tokens,
+    sessions,
+    signing_keys,
+)
 from actas.server.audit import Record, RequestOrigin
-from actas.server.db.schema import MachineClient, Operator
+from actas.server.db.schema import MachineClient, Operator, SpentNonce
+from actas.server.db.schema import Session as SessionRow
 from actas.server.http.origins import instance_of, request_origin
 from actas.server.impersonation import actor_tokens, redemption
 from actas.server.impersonation.policy import Requester
@@ -181,9 +196,11 @@ def _exchange(instance: Instance, origin: RequestOrigin, *, client_name: str,
     mode, duration = form["mode"], form["duration"]
     if grant_type != TOKEN_EXCHANGE:
         raise _Refusal("unsupported_grant_type", f"Only {TOKEN_EXCHANGE} is supported.")
-    if not subject_token or subject_token_type != USER_ID:
+    if not subject_token or subject_token_type not in (USER_ID, JWT):
         raise _Refusal("invalid_request",
-                      f"subject_token must be a user id, with subject_token_type={USER_ID}.")
+                       f"subject_token is a user id (subject_token_type={USER_ID}) or the "
+                       f"user's session token naming the actor in may_act "
+                       f"(subject_token_type={JWT}).")
     if requested_token_type not in ("", TICKET, JWT):
         raise _Refusal("invalid_request", f"requested_token_type is {TICKET} (the default) "
                       f"or {JWT}.")
@@ -214,6 +231,8 @@ def _exchange(instance: Instance, origin: RequestOrigin, *, client_name: str,
                      "email": operator.email_address, "client_id": client_key}
     wants_jwt = requested_token_type == JWT
     seconds = min(int(duration), JWT_IMPERSONATION_MAX_S) if wants_jwt else int(duration)
+    if subject_token_type == JWT:
+        subject_token = _subject_of(instance, subject_token, may_act=actor["sub"])
     try:
         issued = actor_tokens.create(
             instance, requester=requester, user_id=subject_token, actor=actor, reason=reason,
@@ -251,3 +270,38 @@ def _session_jwt(instance: Instance, ticket: str, origin: RequestOrigin) -> JSON
         "access_token": minted.jwt, "issued_token_type": JWT, "token_type": "Bearer",
         "expires_in": minted.claims["exp"] - minted.claims["iat"],
         "session_id": session.id, "mode": session.impersonation_mode}, headers=_NO_STORE)
+
+
+def _subject_of(instance: Instance, token: str, *, may_act: str) -> str:
+    """The user whose session token ``token`` is, if its ``may_act`` names ``may_act`` (the
+    operator the tool acts for, or the tool itself): a token of this instance, not expired,
+    not an impersonation's, from a session still active, and exchanged once."""
+    now = instance.now_ms()
+    with instance.transaction() as db:
+        verifier = Verifier(issuer=instance.settings.frontend_api_url,
+                            jwks=signing_keys.published_jwks(db, now), cache_size=0,
+                            clock_skew=instance.settings.clock_skew,
+                            now=lambda: instance.now_ms() / 1000)
+        try:
+            auth = verifier.verify(token)
+        except TokenInvalid as bad:
+            raise _Refusal("invalid_grant", "subject_token is not a valid session token of "
+                           f"this instance ({bad.message})") from None
+        if auth.actor is not None:
+            raise _Refusal("invalid_grant", "subject_token is an impersonation's token.")
+        named = auth.claims.get("may_act")
+        if not isinstance(named, dict) or named.get("sub") != may_act:
+            raise _Refusal("invalid_grant", "subject_token's may_act does not name this "
+                           "actor: the user has not authorised it.")
+        row = db.get(SessionRow, auth.session_id) if auth.session_id else None
+        if row is None or sessions.effective_status(row, now) != "active":
+            raise _Refusal("invalid_grant", "The user's session behind subject_token has "
+                           "ended.")
+        try:
+            with db.begin_nested():
+                db.add(SpentNonce(digest="may_act:" + hashlib.sha256(
+                    str(auth.claims.get("jti", token)).encode()).hexdigest(),
+                    expire_at=(int(auth.claims["exp"]) + instance.settings.clock_skew) * 1000))
+        except IntegrityError:
+            raise _Refusal("invalid_grant", "subject_token was already exchanged.") from None
+        return str(auth.user_id)
