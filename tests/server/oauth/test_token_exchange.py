@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from actas.server.audit import RequestOrigin
 from actas.server.clock import FrozenClock
 from actas.server.oauth.token_exchange import JWT, TOKEN_EXCHANGE, USER_ID
 from tests.conftest import APP_ORIGIN
+from tests.support.dashboard import PASSWORD as DASHBOARD_PASSWORD
+from tests.support.dashboard import sign_in as dashboard_sign_in
 from tests.support.flows import (
     claims,
     create_actor_token,
@@ -384,3 +387,50 @@ def test_an_impersonator_cannot_authorise_anyone_for_the_user(
                            json={"actor": "op_alice"})
     assert refused.status_code == 403
     assert error_code(refused) == "impersonated_session_forbidden"
+
+
+def test_an_operators_own_token_proves_whom_the_tool_acts_for(
+        dashboard: TestClient, app_client: TestClient, backend: TestClient,
+        browser: TestClient, instance: Instance, clock: FrozenClock) -> None:
+    """Sam, signed in to the dashboard, gives the console a token of his: it names him for
+    that tool only, for the step-up window, and only while he is enabled."""
+    ada = create_user(backend)
+    with instance.transaction() as db:
+        sam = operators.create(db, instance, email="sam@s.test", role="support",
+                               password=DASHBOARD_PASSWORD, name="Sam Support")
+        operators.create(db, instance, email="vera@s.test", role="viewer",
+                         password=DASHBOARD_PASSWORD)
+    console, other = _machine(instance), _machine(instance)
+    csrf_token = dashboard_sign_in(dashboard, "sam@s.test")
+    account = dashboard.get("/dashboard/account").text
+    assert "Act through an admin tool" in account
+    page = dashboard.post("/dashboard/account/actor_tokens",
+                          data={"csrf_token": csrf_token, "client_id": console[0]})
+    assert page.status_code == 200, page.text
+    found = re.search(r'data-testid="operator-token-value">([^<]+)<', page.text)
+    assert found
+    token = found.group(1).strip()
+
+    def exchange(tool: tuple[str, str], actor_token: str) -> Any:
+        return _exchange(app_client, tool, subject_token=ada["id"], actor_token=actor_token,
+                         actor_token_type=JWT)
+
+    granted = exchange(console, token)
+    assert granted.status_code == 200, granted.text
+    [created, *_] = backend.get("/v1/audit_events", params={
+        "type": "actor_token.created"}).json()["data"]
+    assert created["actor_sub"] == sam.id
+    assert exchange(other, token).json()["error"] == "invalid_grant"  # not its token
+    assert exchange(console, token[:-3] + "AAA").json()["error"] == "invalid_grant"
+    users_token = mint(browser, sign_in(browser))
+    assert exchange(console, users_token).json()["error"] == "invalid_grant"
+    clock.advance(seconds=11 * 60)
+    assert "expired" in exchange(console, token).json()["error_description"]
+
+    dashboard.cookies.clear()
+    viewer = dashboard_sign_in(dashboard, "vera@s.test")
+    assert dashboard.post("/dashboard/account/actor_tokens", data={
+        "csrf_token": viewer, "client_id": console[0]}).status_code == 403
+    issued = backend.get("/v1/audit_events", params={
+        "type": "operator.actor_token_issued"}).json()["data"]
+    assert [e["actor_sub"] for e in issued] == [sam.id]

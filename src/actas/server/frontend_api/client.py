@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import FormParamInvalid, ImpersonatedSessionForbidden
@@ -14,6 +14,7 @@ from actas.server.db.schema import Session as SessionRow
 from actas.server.frontend_api import token_route
 from actas.server.frontend_api.responses import Envelope, current_client, render_client
 from actas.server.http import cookies
+from actas.server.http.bodies import RequestBody
 from actas.server.http.origins import instance_of, request_origin, trusted_origin
 from actas.server.impersonation import ending
 from actas.server.instance import Instance
@@ -52,8 +53,7 @@ async def create_token(request: Request, session_id: str,
     return await token_route.respond(request, session_id, origin)
 
 
-class MayActBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MayActBody(RequestBody):
     actor: str = Field(min_length=1, max_length=64,
                        description="the operator (op_…) or admin tool (mc_…) the user "
                        "authorises to act for them")

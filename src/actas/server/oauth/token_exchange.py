@@ -9,8 +9,10 @@ signed by its private key (``private_key_jwt``, RFC 7523 §2.2), and exchanges:
   session token whose ``may_act`` (RFC 8693 §4.4) names the actor
   (``urn:ietf:params:oauth:token-type:jwt``; minted by the Frontend API's
   ``…/tokens/may_act``), accepted once;
-- ``actor_token`` (optional): the operator the tool acts for
-  (``actor_token_type=urn:actas:params:oauth:token-type:operator_id``). Then that
+- ``actor_token`` (optional): the operator the tool acts for, by id
+  (``actor_token_type=urn:actas:params:oauth:token-type:operator_id``) or by their own
+  token for this tool (``urn:ietf:params:oauth:token-type:jwt``, see
+  ``operator_assertions``). Then that
   operator's role applies as in the dashboard, and the tool's own rights too (both must
   allow it). Without one, the tool itself is the actor;
 - ``reason``, ``mode`` (``read_only`` by default) and ``duration`` (seconds): actas's
@@ -61,6 +63,7 @@ from actas._verifier import Verifier
 from actas.server import (
     clients,
     machine_clients,
+    operator_assertions,
     operators,
     session_tokens,
     sessions,
@@ -203,27 +206,36 @@ def _exchange(instance: Instance, origin: RequestOrigin, *, client_name: str,
                        f"(subject_token_type={JWT}).")
     if requested_token_type not in ("", TICKET, JWT):
         raise _Refusal("invalid_request", f"requested_token_type is {TICKET} (the default) "
-                      f"or {JWT}.")
+                       f"or {JWT}.")
     if mode not in MODES:
         raise _Refusal("invalid_request", f"mode must be one of {', '.join(MODES)}.")
     if not duration.isdigit() or not 1 <= int(duration) <= 86400:
         raise _Refusal("invalid_request", "duration is the impersonation's length in seconds, "
-                      "1 to 86400.")
+                       "1 to 86400.")
     if mode == FULL and not may_full:
         raise _Refusal("unauthorized_client", "This client may start read-only "
-                      "impersonations only.")
+                       "impersonations only.")
 
     actor: dict[str, Any] = {"sub": client_key, "name": client_name, "client_id": client_key}
     requester = Requester("machine", rights)
+    step_up: dict[str, Any] | None = None
     if actor_token or actor_token_type:
-        if actor_token_type != OPERATOR_ID:
+        if actor_token_type not in (OPERATOR_ID, JWT):
             raise _Refusal("invalid_request",
-                          f"actor_token must be an operator id, with actor_token_type="
-                          f"{OPERATOR_ID}.")
+                           f"actor_token is an operator id (actor_token_type={OPERATOR_ID}) "
+                           f"or the operator's own token for this tool ({JWT}).")
         with instance.transaction() as db:
-            operator = db.get(Operator, actor_token)
-            if operator is None or operator.disabled:
-                raise _Refusal("invalid_grant", "actor_token names no enabled operator.")
+            if actor_token_type == JWT:  # proof from the operator, with their second factor
+                try:
+                    operator, step_up = operator_assertions.verify(
+                        db, instance, actor_token, client_id=client_key)
+                except operator_assertions.Refused as refused:
+                    raise _Refusal("invalid_grant", str(refused)) from None
+            else:
+                found = db.get(Operator, actor_token)
+                if found is None or found.disabled:
+                    raise _Refusal("invalid_grant", "actor_token names no enabled operator.")
+                operator = found
             # The operator's role as in the dashboard, and the tool's rights too.
             requester = Requester("operator", operators.permissions(operator) & rights,
                                   operator)
@@ -236,7 +248,8 @@ def _exchange(instance: Instance, origin: RequestOrigin, *, client_name: str,
     try:
         issued = actor_tokens.create(
             instance, requester=requester, user_id=subject_token, actor=actor, reason=reason,
-            origin=origin, expires_in=300, session_max_duration=seconds, mode=mode)
+            origin=origin, expires_in=300, session_max_duration=seconds, mode=mode,
+            step_up=step_up)
         if wants_jwt:
             return _session_jwt(instance, issued.ticket.reveal(), origin)
     except ImpersonationApprovalRequired as pending:
