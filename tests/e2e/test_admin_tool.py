@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import re
 
-import httpx
+import pytest
+from examples.admin_tool.sign_in_as import Refused, sign_in_as
 from playwright.sync_api import BrowserContext, expect
 
 from tests.e2e.conftest import Stack, dashboard_sign_in, screenshot, user_id
 
-TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
-USER_ID = "urn:actas:params:oauth:token-type:user_id"
-OPERATOR_ID = "urn:actas:params:oauth:token-type:operator_id"
 BANNER = "[data-testid=actas-impersonation-banner]"
 
 
@@ -37,17 +35,13 @@ def test_an_admin_tool_signs_in_as_a_user_for_the_operator_it_names(
     sam = page.locator("tr", has_text="support@example.com").get_attribute("data-operator-id")
     assert sam and sam.startswith("op_")
 
-    def exchange(user: str, actor: str) -> httpx.Response:
-        with httpx.Client(base_url=stack.actas_url, timeout=30, trust_env=False) as tool:
-            return tool.post("/oauth/token", auth=(client_id, secret), data={
-                "grant_type": TOKEN_EXCHANGE, "subject_token": user,
-                "subject_token_type": USER_ID, "actor_token": actor,
-                "actor_token_type": OPERATOR_ID, "reason": "Ticket #90: the cart is empty"})
+    def exchange(user: str, actor: str) -> str:  # the example admin tool's button
+        return sign_in_as(stack.actas_url, client_id, secret, user_id=user_id(stack, user),
+                          operator_id=actor, reason="Ticket #90: the cart is empty")
 
-    granted = exchange(user_id(stack, "ada@example.com"), sam)
-    assert granted.status_code == 200, granted.text
+    url = exchange("ada@example.com", sam)
     app = support.new_page()  # Sam's browser, sent on by the admin tool
-    app.goto(granted.json()["url"])
+    app.goto(url)
     app.wait_for_url(re.compile(re.escape(stack.app_url)))
     banner = app.locator(BANNER)
     expect(banner).to_contain_text("Ada Lovelace")
@@ -55,11 +49,12 @@ def test_an_admin_tool_signs_in_as_a_user_for_the_operator_it_names(
     expect(banner).to_contain_text("Ticket #90")
     expect(app.get_by_test_id("backend-saw")).to_contain_text("acting as you")
 
-    nobody = exchange(user_id(stack, "grace@example.com"), "op_nobody")
-    assert nobody.status_code == 400 and nobody.json()["error"] == "invalid_grant"
-    protected = exchange(user_id(stack, "root@example.com"), sam)
-    assert protected.status_code == 400
-    assert protected.json()["error"] == "unauthorized_client"
+    with pytest.raises(Refused) as nobody:
+        exchange("grace@example.com", "op_nobody")
+    assert nobody.value.error == "invalid_grant"
+    with pytest.raises(Refused) as protected:
+        exchange("root@example.com", sam)
+    assert protected.value.error == "unauthorized_client"
     with stack.backend() as backend:
         told = backend.get("/v1/audit_events", params={
             "type": "oauth.exchange_refused"}).json()["data"]
