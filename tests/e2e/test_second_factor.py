@@ -143,4 +143,9 @@ def test_an_operator_enrols_a_passkey_signs_in_with_it_and_steps_up_with_it(
     with stack.backend() as backend:
         [created, *_] = backend.get("/v1/audit_events", params={
             "type": "actor_token.created"}).json()["data"]
-    assert created["data"]["second_factor"]["kind"] == "passkey"
+        assert created["data"]["second_factor"]["kind"] == "passkey"
+        [accepted, *_] = backend.get("/v1/audit_events", params={
+            "type": "actor_token.accepted"}).json()["data"]
+    # The impersonation's page says how its impersonator confirmed it was them.
+    page.goto(f"{stack.actas_url}/dashboard/impersonations/{accepted['session_id']}")
+    expect(page.get_by_test_id("second-factor-check")).to_contain_text("a passkey")

@@ -97,6 +97,14 @@ def test_sqlite_full_or_read_only_answers_503_and_writes_nothing(
                     headers={"Authorization": f"Bearer {SECRET_KEY}"}) as backend:
         create_user(backend)
         before = _users(engine)
+        if pragma == "max_page_count":
+            # No free pages left to reuse (a migration that rebuilt a table left some):
+            # a write then needs a new page, and there is no room for one.
+            raw = engine.raw_connection()
+            try:
+                raw.cursor().execute("VACUUM")
+            finally:
+                raw.close()
         engine.dispose()  # every new connection gets the pragma
 
         @event.listens_for(engine, "connect")

@@ -17,7 +17,7 @@ import hmac
 import json
 from typing import TYPE_CHECKING, Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
@@ -51,7 +51,7 @@ def load_public_key(pem: str) -> _jws.PublicKey:
     """A client's public key (PEM): RSA of 2048 bits or more, P-256, or Ed25519."""
     try:
         key = serialization.load_pem_public_key(pem.encode())
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         raise FormParamInvalid("The public key is not a PEM public key.",
                                param_name="public_key") from None
     if (isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048) or \
@@ -70,7 +70,7 @@ def _algorithm_of(key: _jws.PublicKey) -> _jws.Algorithm:
 
 def create(db: Db, instance: Instance, *, name: str, may_impersonate_protected: bool = False,
            may_start_full: bool = False, public_key_pem: str | None = None,
-           origin: RequestOrigin) -> tuple[MachineClient, Secret | None]:
+           origin: RequestOrigin, by: str | None = None) -> tuple[MachineClient, Secret | None]:
     """A new client: with a secret (returned, shown once), or, given ``public_key_pem``,
     proving itself with assertions signed by the matching private key (no secret)."""
     name = name.strip()
@@ -89,7 +89,7 @@ def create(db: Db, instance: Instance, *, name: str, may_impersonate_protected: 
                         revoked_at=None)
     db.add(row)
     db.flush()
-    instance.record(db, Record(type="machine_client.created", origin=origin,
+    instance.record(db, Record(type="machine_client.created", origin=origin, actor_sub=by,
                                data={"client_id": row.id, "name": name,
                                      "may_impersonate_protected": may_impersonate_protected,
                                      "may_start_full": may_start_full,
@@ -159,7 +159,7 @@ def _verified(db: Db, assertion: str) -> tuple[MachineClient, dict[str, Any]] | 
         header = json.loads(_jws.b64url_decode(header_b64))
         claims = json.loads(_jws.b64url_decode(payload_b64))
         signature = _jws.b64url_decode(signature_b64)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(header, dict) or not isinstance(claims, dict) \
             or not isinstance(claims.get("sub"), str) or len(claims["sub"]) > 40:
@@ -194,15 +194,22 @@ def permissions(client: MachineClient) -> frozenset[str]:
     return frozenset(granted)
 
 
-def revoke(db: Db, instance: Instance, client_id: str, *, origin: RequestOrigin
-           ) -> MachineClient:
+def revoke(db: Db, instance: Instance, client_id: str, *, origin: RequestOrigin,
+           by: str | None = None) -> MachineClient:
+    """Revoke a client (``by``: the owner who did, if not the command line): its
+    credential stops working, and the impersonations it started, live or pending, end."""
+    from actas.server.impersonation import ending  # ending → policy → operators
+
     row = db.get(MachineClient, client_id)
     if row is None:
         raise ResourceNotFound("No such machine client.", client_id=client_id)
     if row.revoked_at is None:
         row.revoked_at = instance.now_ms()
         instance.record(db, Record(type="machine_client.revoked", origin=origin,
+                                   actor_sub=by,
                                    data={"client_id": row.id, "name": row.name}))
+        ending.end_all(db, instance, actor_sub=None, client_id=row.id, origin=origin,
+                       by=by or "cli", event="machine_client.impersonations_ended")
     return row
 
 

@@ -158,7 +158,7 @@ def _parsed(credential: str) -> dict[str, Any]:
         raise InvalidCredentials("The browser sent no usable passkey answer. Try again.")
     try:
         parsed = json.loads(credential)
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     if not isinstance(parsed, dict):
         raise InvalidCredentials("The browser sent no usable passkey answer. Try again.")

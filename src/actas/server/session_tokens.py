@@ -32,11 +32,10 @@ class SessionToken:
     claims: dict[str, Any]
 
 
-def mint(instance: Instance, session: SessionRow, signer: Signer, *, azp: str | None,
-         may_act: dict[str, str] | None = None) -> SessionToken:
+def mint(instance: Instance, session: SessionRow, signer: Signer, *, azp: str | None
+         ) -> SessionToken:
     """Sign a token for ``session`` with ``signer`` (``KeyRing.current_signer``): no
-    database work, so it runs outside any transaction. ``may_act`` (RFC 8693 §4.4) names
-    who the user authorises to act for them (``frontend_api.client``'s may_act token)."""
+    database work, so it runs outside any transaction."""
     now_ms = instance.now_ms()
     settings = instance.settings
     iat = now_ms // 1000
@@ -62,8 +61,6 @@ def mint(instance: Instance, session: SessionRow, signer: Signer, *, azp: str | 
         # consumers that only know Clerk's claims ignore a top-level one they don't know.
         # A row without a mode (never written by this version) fails closed.
         claims[MODE_CLAIM] = session.impersonation_mode or READ_ONLY
-    if may_act is not None:
-        claims["may_act"] = dict(may_act)
     jwt = encode_compact({"kid": signer.kid, "typ": "JWT"}, claims, signer.private_key,
                          signer.algorithm)
     return SessionToken(jwt=jwt, claims=claims)

@@ -7,13 +7,20 @@ import base64
 import re
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from starlette.testclient import TestClient
 
 from actas.server import Instance
 from actas.server.oauth.token_exchange import TOKEN_EXCHANGE, USER_ID
 from tests.support.dashboard import _operator, sign_in
 from tests.support.flows import create_user
+
+# A curve cryptography can read but not use: it must be a clear 422, not a crash.
+SECP160R1_PEM = """-----BEGIN PUBLIC KEY-----
+MD4wEAYHKoZIzj0CAQYFK4EEAAgDKgAEDtImLD9Uq9GTMSY4WRL5GneWRRGEWFX5
+DePal0/av0dh+WmgvoEyww==
+-----END PUBLIC KEY-----
+"""
 
 
 def _exchange(client: TestClient, client_id: str, secret: str, user_id: str) -> int:
@@ -44,8 +51,9 @@ def test_an_owner_creates_a_tool_whose_secret_works_until_revoked(
     assert revoked.status_code == 303
     assert _exchange(app_client, client_id.group(1), secret.group(1), ada["id"]) == 401
     assert "revoked" in dashboard.get("/dashboard/admin_tools").text
-    types = [e["type"] for e in backend.get("/v1/audit_events").json()["data"]]
-    assert "machine_client.created" in types and "machine_client.revoked" in types
+    events = backend.get("/v1/audit_events").json()["data"]
+    made = {e["type"]: e["actor_sub"] for e in events if e["type"].startswith("machine_client")}
+    assert made["machine_client.created"] == made["machine_client.revoked"] is not None
 
 
 def test_a_tool_with_a_public_key_has_no_secret_and_a_bad_key_is_explained(
@@ -62,6 +70,12 @@ def test_a_tool_with_a_public_key_has_no_secret_and_a_bad_key_is_explained(
         "csrf_token": token, "name": "Broken", "public_key": "-----BEGIN nonsense"})
     assert bad.status_code == 422 and "not a PEM public key" in bad.text
     assert "Broken" in bad.text  # the form keeps what was typed
+    for pem in (SECP160R1_PEM, ec.generate_private_key(ec.SECP384R1()).public_key()
+                .public_bytes(serialization.Encoding.PEM,
+                              serialization.PublicFormat.SubjectPublicKeyInfo).decode()):
+        curve = dashboard.post("/dashboard/admin_tools", data={
+            "csrf_token": token, "name": "Odd curve", "public_key": pem})
+        assert curve.status_code == 422, curve.text
 
 
 def test_only_owners_manage_admin_tools(dashboard: TestClient, instance: Instance) -> None:

@@ -239,3 +239,66 @@ def test_the_last_factor_of_a_role_that_needs_one_cannot_be_removed(
     assert removed.status_code == 303
     account = dashboard.get("/dashboard/account").text
     assert "Phone" in account and "Laptop" not in account
+
+
+def test_changing_how_one_signs_in_or_what_can_impersonate_needs_a_fresh_check(
+        dashboard: TestClient, backend: TestClient, instance: Instance,
+        clock: FrozenClock) -> None:
+    """Someone at an unlocked browser, the check long past, must not add their own passkey
+    (a way in for later, and a step-up now), remove one, replace the authenticator app,
+    make an admin tool that impersonates without any factor, or take a token for one."""
+    key = _enrolled(dashboard, instance, "olive@owner.test", "owner")
+    csrf_token = _csrf(dashboard.get("/dashboard/account").text)
+    clock.advance(seconds=11 * 60)
+    account = dashboard.get("/dashboard/account").text
+    assert 'data-testid="confirm-to-change"' in account
+    assert 'data-passkey="register"' not in account
+    with instance.transaction() as db:
+        checked_at = [s.second_factor_at for s in db.query(OperatorSession).all()
+                      if s.ended_at is None][-1]
+
+    intruder = _authenticator(instance)
+    options = _options(dashboard, "register")
+    added = dashboard.post("/dashboard/account/passkeys", data={
+        "csrf_token": csrf_token, "token": options["token"],
+        "credential": json.dumps(intruder.create(options["publicKey"]))})
+    passkey_id = re.search(r"/dashboard/account/passkeys/(oppk_[^/]+)/remove",
+                           dashboard.get("/dashboard/users").text + account)
+    attempts = {
+        "add a passkey": added,
+        "replace the app": dashboard.get("/dashboard/account/second_factor"),
+        "create an admin tool": dashboard.post("/dashboard/admin_tools", data={
+            "csrf_token": csrf_token, "name": "Backdoor", "full": "yes", "protected": "yes"}),
+    }
+    for what, answer in attempts.items():
+        assert answer.status_code == 303, what
+        assert answer.headers["location"].startswith("/dashboard/step_up?next="), what
+    assert passkey_id is None  # no remove button is offered either
+    with instance.transaction() as db:
+        assert len(operator_passkeys.of_operator(
+            db, next(o for o in operators.list_all(db) if o.role == "owner").id)) == 1
+        assert [s.second_factor_at for s in db.query(OperatorSession).all()
+                if s.ended_at is None][-1] == checked_at  # no step-up for free
+    assert backend.get("/v1/audit_events", params={
+        "type": "machine_client.created"}).json()["data"] == []
+
+    page = dashboard.get("/dashboard/step_up?next=/dashboard/admin_tools").text
+    options = _options(dashboard, "check")
+    dashboard.post("/dashboard/step_up", data={
+        "csrf_token": _csrf(page), "token": options["token"],
+        "credential": json.dumps(key.get(options["publicKey"])),
+        "next": "/dashboard/admin_tools"})
+    made = dashboard.post("/dashboard/admin_tools", data={
+        "csrf_token": csrf_token, "name": "Support console"})
+    assert made.status_code == 200
+    [created] = backend.get("/v1/audit_events", params={
+        "type": "machine_client.created"}).json()["data"]
+    assert created["actor_sub"] is not None  # the owner who made it, by name in the log
+
+
+def test_a_passkey_answer_nested_to_exhaustion_is_refused_not_a_crash(
+        dashboard: TestClient) -> None:
+    csrf_token = _sign_in_form(dashboard)
+    answer = dashboard.post("/dashboard/sign_in/passkey", data={
+        "csrf_token": csrf_token, "token": "x", "credential": "[" * 5000})
+    assert answer.status_code == 401

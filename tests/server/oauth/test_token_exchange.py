@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from starlette.testclient import TestClient
 
+import actas
 from actas.server import Instance, machine_clients, operators
 from actas.server.audit import RequestOrigin
 from actas.server.clock import FrozenClock
@@ -434,3 +435,56 @@ def test_an_operators_own_token_proves_whom_the_tool_acts_for(
     issued = backend.get("/v1/audit_events", params={
         "type": "operator.actor_token_issued"}).json()["data"]
     assert [e["actor_sub"] for e in issued] == [sam.id]
+
+
+def test_revoking_a_tool_ends_what_it_started(
+        app_client: TestClient, backend: TestClient, browser: TestClient,
+        instance: Instance) -> None:
+    ada = create_user(backend)
+    grace = create_user(backend, "grace@example.com")
+    tool = _machine(instance)
+    live = redeem(browser, _exchange(app_client, tool, subject_token=ada["id"]).json()[
+        "access_token"])
+    pending = _exchange(app_client, tool, subject_token=grace["id"]).json()["access_token"]
+    with instance.transaction() as db:
+        machine_clients.revoke(db, instance, tool[0], origin=CLI)
+    assert backend.get(f"/v1/sessions/{live}").json()["status"] == "revoked"
+    assert browser.post(f"/v1/client/sessions/{live}/tokens", json={}).status_code != 200
+    refused = TestClient(app_client.app, base_url="https://actas.test",
+                         headers={"Origin": APP_ORIGIN}).get(
+        "/v1/tickets/accept", params={"ticket": pending}, follow_redirects=False)
+    assert refused.status_code in (400, 410)
+    [ended] = backend.get("/v1/audit_events", params={
+        "type": "machine_client.impersonations_ended"}).json()["data"]
+    assert ended["data"]["client_id"] == tool[0] and ended["data"]["sessions_revoked"] == 1
+
+
+def test_hostile_input_to_the_exchange_is_a_clear_error(
+        app_client: TestClient, backend: TestClient, instance: Instance) -> None:
+    ada = create_user(backend)
+    tool = _machine(instance)
+    odd = _exchange(app_client, tool, subject_token=ada["id"], duration="²")
+    assert odd.status_code == 400 and odd.json()["error"] == "invalid_request"
+    nested = "[" * 3000
+    header = base64.urlsafe_b64encode(nested.encode()).rstrip(b"=").decode()
+    deep = _signed_exchange(app_client, f"{header}.e30.AAAA", subject_token=ada["id"])
+    assert deep.status_code == 401 and deep.json()["error"] == "invalid_client"
+
+
+def test_a_may_act_token_is_no_session_token_for_an_application(
+        app_client: TestClient, backend: TestClient, browser: TestClient,
+        instance: Instance) -> None:
+    """What the user hands to an admin tool must not let anyone into the application as the
+    user: the SDK refuses it."""
+    create_user(backend)
+    with instance.transaction() as db:
+        sam = operators.create(db, instance, email="sam@s.test", role="support",
+                               password="long enough")
+    session_id = sign_in(browser)
+    token = browser.post(f"/v1/client/sessions/{session_id}/tokens/may_act",
+                         json={"actor": sam.id}).json()["jwt"]
+    verifier = actas.Verifier(issuer="https://actas.test",
+                              jwks=app_client.get("/.well-known/jwks.json").json(),
+                              now=lambda: instance.now_ms() / 1000)
+    assert verifier.authenticate(token).user_id is None
+    assert verifier.authenticate(mint(browser, session_id)).user_id is not None

@@ -40,7 +40,8 @@ def account(request: Request) -> Response:
                             tools=[t for t in machine_clients.list_all(db)
                                    if t.revoked_at is None]
                             if operators.IMPERSONATE in signed_in.permissions else [],
-                            step_up_minutes=instance.settings.step_up_minutes)
+                            step_up_minutes=instance.settings.step_up_minutes,
+                            step_up_due=operator_sessions.step_up_due(db, instance, signed_in))
 
 
 @router.get("/dashboard/operators/{operator_id}/sessions")
@@ -84,8 +85,8 @@ def actor_token_for_tool(request: Request, csrf_token: Annotated[str, Form(max_l
         if operators.IMPERSONATE not in signed_in.permissions:
             raise PermissionDenied("Your role cannot impersonate users.")
         has_factor = operator_factors.has_any(db, signed_in.operator.id)
-        if has_factor and not operator_sessions.step_up_fresh(instance, signed_in):
-            return pages.redirect(request, "/dashboard/step_up?next=/dashboard/account")
+        if operator_sessions.step_up_due(db, instance, signed_in):
+            return pages.redirect(request, operator_sessions.step_up_page("/dashboard/account"))
         tool = db.get(MachineClient, client_id)
         if tool is None or tool.revoked_at is not None:
             raise ResourceNotFound("No such admin tool.", client_id=client_id)

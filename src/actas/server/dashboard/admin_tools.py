@@ -56,10 +56,14 @@ def create_tool(request: Request, csrf_token: Annotated[str, Form(max_length=128
             signed_in = operator_sessions.current(db, instance, request)
             operator_sessions.check_csrf(instance, signed_in, csrf_token)
             _require_owner(signed_in)
+            # A tool can impersonate without a second factor: who makes one proves theirs.
+            if operator_sessions.step_up_due(db, instance, signed_in):
+                return pages.redirect(request, operator_sessions.step_up_page(
+                    "/dashboard/admin_tools"))
             row, secret = machine_clients.create(
                 db, instance, name=name, may_impersonate_protected=protected == "yes",
                 may_start_full=full == "yes", public_key_pem=public_key.strip() or None,
-                origin=request_origin(request))
+                origin=request_origin(request), by=signed_in.operator.id)
             created = {"client_id": row.id, "name": row.name,
                        "secret": secret.reveal() if secret else None}
     except FormParamInvalid as invalid:
@@ -76,5 +80,9 @@ def revoke_tool(request: Request, client_id: str,
         signed_in = operator_sessions.current(db, instance, request)
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
         _require_owner(signed_in)
-        machine_clients.revoke(db, instance, client_id, origin=request_origin(request))
+        if operator_sessions.step_up_due(db, instance, signed_in):
+            return pages.redirect(request, operator_sessions.step_up_page(
+                "/dashboard/admin_tools"))
+        machine_clients.revoke(db, instance, client_id, origin=request_origin(request),
+                               by=signed_in.operator.id)
     return pages.redirect(request, "/dashboard/admin_tools?notice=revoked")

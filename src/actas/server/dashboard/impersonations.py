@@ -64,7 +64,16 @@ def detail(request: Request, session_id: str) -> Response:
             request, "impersonation.html", me=signed_in, s=row, user=db.get(User, row.user_id),
             token=token, status=status, events=events, done=done, names=names,
             how_it_ended=how_it_ended(row, status, events, names),
+            checked=second_factor_check(events),
             may_end=operators.IMPERSONATE in signed_in.permissions)
+
+
+def second_factor_check(events: Sequence[AuditEvent]) -> dict[str, object] | None:
+    """The impersonator's second-factor check before it started (which factor, when), as
+    the ticket's audit event recorded it; ``None`` when there was none to make."""
+    created = next((e for e in events if e.type == "actor_token.created"), None)
+    check = (created.data or {}).get("second_factor") if created is not None else None
+    return check if isinstance(check, dict) else None
 
 
 _ENDED_BY = {"policy": "actas, because the policy no longer allowed it",

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import Request
 from sqlalchemy import select
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session as Db
 from starlette.responses import Response
 
 from actas._errors import PermissionDenied, ResourceNotFound
-from actas.server import credentials, ids, operators
+from actas.server import credentials, ids, operator_factors, operators
 from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import Operator, OperatorSession
 from actas.server.instance import Instance
@@ -140,6 +140,19 @@ def second_factor_checked(db: Db, instance: Instance, signed_in: SignedInOperato
 def step_up_fresh(instance: Instance, signed_in: SignedInOperator) -> bool:
     at = signed_in.second_factor_at
     return at is not None and instance.now_ms() - at <= instance.settings.step_up_minutes * 60_000
+
+
+def step_up_due(db: Db, instance: Instance, signed_in: SignedInOperator) -> bool:
+    """Whether a second-factor check must come first: the operator has a factor and has
+    not used it within ``ACTAS_STEP_UP_MINUTES``. Asked before impersonating, and before
+    anything that changes how one signs in or what can impersonate (a factor added,
+    replaced or removed; an admin tool created or revoked)."""
+    return operator_factors.has_any(db, signed_in.operator.id) and \
+        not step_up_fresh(instance, signed_in)
+
+
+def step_up_page(next_url: str) -> str:
+    return f"/dashboard/step_up?{urlencode({'next': next_url})}"
 
 
 def _sign_in_token(instance: Instance, nonce: str) -> str:

@@ -13,6 +13,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
+from sqlalchemy import select
 from starlette.responses import JSONResponse, Response
 
 from actas._errors import FormParamInvalid, InvalidCredentials, PermissionDenied
@@ -69,14 +70,19 @@ def add(request: Request, csrf_token: Annotated[str, Form(max_length=128)],
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
         if signed_in.pending == "second_factor":
             return pages.redirect(request, "/dashboard/sign_in/second_factor")
+        # Another way in is added only by who just proved an existing one.
+        if operator_sessions.step_up_due(db, instance, signed_in):
+            return pages.redirect(request, operator_sessions.step_up_page("/dashboard/account"))
+        first = not operator_factors.has_any(db, signed_in.operator.id)
     try:
         with instance.transaction() as db:
             operator = signed_in.operator
             operator_passkeys.register(db, instance, operator, signed_in.session_id,
                                        token=token, credential=credential, label=label,
                                        origin=origin)
-            operator_sessions.second_factor_checked(db, instance, signed_in,
-                                                    operator_passkeys.PASSKEY)
+            if first:  # the first factor completes a sign-in waiting for one
+                operator_sessions.second_factor_checked(db, instance, signed_in,
+                                                        operator_passkeys.PASSKEY)
             codes = [] if operator_factors.recovery_codes_left(db, operator.id) else \
                 operator_factors.new_recovery_codes(db, instance, operator)
     except InvalidCredentials as refused:
@@ -100,6 +106,12 @@ def remove(request: Request, passkey_id: str,
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request)
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
+        if operator_sessions.step_up_due(db, instance, signed_in):
+            return pages.redirect(request, operator_sessions.step_up_page("/dashboard/account"))
+        # The operator's row locked: two removals at once cannot both see the other's
+        # passkey still there and leave none.
+        db.execute(select(Operator.id).where(Operator.id == signed_in.operator.id)
+                   .with_for_update())
         operator_passkeys.remove(db, instance, signed_in.operator, passkey_id,
                                  origin=request_origin(request))
         if operator_factors.required_for(signed_in.operator, instance.settings) and \

@@ -44,6 +44,9 @@ def enrol_form(request: Request) -> Response:
         signed_in = operator_sessions.current(db, instance, request, allow_pending=True)
         if signed_in.pending == "second_factor":  # prove the current one first
             return pages.redirect(request, "/dashboard/sign_in/second_factor")
+        if operator_sessions.step_up_due(db, instance, signed_in):  # replacing one
+            return pages.redirect(request, operator_sessions.step_up_page(
+                "/dashboard/account/second_factor"))
         enrolment = operator_factors.start_totp(db, instance, signed_in.operator)
         return pages.render(request, "second_factor_enrol.html", me=_header(signed_in),
                             signed_in=signed_in, enrolment=enrolment,
@@ -65,12 +68,17 @@ def enrol(request: Request, csrf_token: Annotated[str, Form(max_length=128)],
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
         if signed_in.pending == "second_factor":
             return pages.redirect(request, "/dashboard/sign_in/second_factor")
+        if operator_sessions.step_up_due(db, instance, signed_in):
+            return pages.redirect(request, operator_sessions.step_up_page(
+                "/dashboard/account/second_factor"))
+        first = not operator_factors.has_any(db, signed_in.operator.id)
     try:
         with instance.transaction() as db:
             codes = operator_factors.confirm_totp(db, instance, signed_in.operator, factor_id,
                                                   code, origin=origin)
-            operator_sessions.second_factor_checked(db, instance, signed_in,
-                                                    operator_factors.TOTP)
+            if first:  # the first factor completes a sign-in waiting for one
+                operator_sessions.second_factor_checked(db, instance, signed_in,
+                                                        operator_factors.TOTP)
     except InvalidCredentials as wrong:
         with instance.transaction() as db:
             enrolment = operator_factors.start_totp(db, instance, signed_in.operator)

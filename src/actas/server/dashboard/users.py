@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
@@ -98,8 +97,7 @@ def _user_page(request: Request, user_id: str, *, error: str | None = None,
             may_full=signed_in.operator.role in instance.settings.full_impersonation_roles,
             max_minutes=instance.settings.impersonation_max_duration // 60,
             step_up_minutes=instance.settings.step_up_minutes,
-            step_up_due=operator_factors.has_any(db, signed_in.operator.id)
-            and not operator_sessions.step_up_fresh(instance, signed_in))
+            step_up_due=operator_sessions.step_up_due(db, instance, signed_in))
 
 
 def _cannot_impersonate(permissions: frozenset[str], user: User, protected: bool) -> str | None:
@@ -134,14 +132,14 @@ def impersonate(request: Request, user_id: str,
         signed_in = operator_sessions.current(db, instance, request)
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
         has_factor = operator_factors.has_any(db, signed_in.operator.id)
+        due = operator_sessions.step_up_due(db, instance, signed_in)
         watching = read_only.active_session(db, instance, request)
         if watching is not None and (watching.actor_sub is None or sessions.effective_status(
                 watching, instance.now_ms()) != "active"):
             watching = None
-    if has_factor and not operator_sessions.step_up_fresh(instance, signed_in):
-        # A second-factor check within ACTAS_STEP_UP_MINUTES first; then back to the form.
-        back = urlencode({"next": f"/dashboard/users/{user_id}"})
-        return pages.redirect(request, f"/dashboard/step_up?{back}")
+    if due:  # a second-factor check within ACTAS_STEP_UP_MINUTES first; then the form
+        return pages.redirect(request,
+                              operator_sessions.step_up_page(f"/dashboard/users/{user_id}"))
     if watching is not None and not instance.settings.allow_nested_impersonation:
         # Said here, before a ticket is issued that the browser would refuse to redeem.
         return _user_page(request, user_id, reason=reason, mode=mode, status_code=409,

@@ -7,7 +7,7 @@ from pydantic import Field
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import FormParamInvalid, ImpersonatedSessionForbidden
-from actas.server import clients, session_tokens, sessions
+from actas.server import clients, ids, internal_tokens, sessions
 from actas.server.audit import Record
 from actas.server.db.schema import Client, MachineClient, Operator
 from actas.server.db.schema import Session as SessionRow
@@ -53,6 +53,9 @@ async def create_token(request: Request, session_id: str,
     return await token_route.respond(request, session_id, origin)
 
 
+MAY_ACT_LIFETIME_S = 300
+
+
 class MayActBody(RequestBody):
     actor: str = Field(min_length=1, max_length=64,
                        description="the operator (op_…) or admin tool (mc_…) the user "
@@ -60,15 +63,16 @@ class MayActBody(RequestBody):
 
 
 @router.post("/v1/client/sessions/{session_id}/tokens/may_act", response_model=TokenObject,
-             summary="A session token whose may_act (RFC 8693 §4.4) names who may act for "
-             "the user")
+             summary="A token whose may_act (RFC 8693 §4.4) names who may act for the user")
 def create_may_act_token(request: Request, session_id: str, body: MayActBody,
-                         origin: str = Depends(trusted_origin)) -> TokenObject:
+                         _origin: str = Depends(trusted_origin)) -> TokenObject:
     """The user, signed in here, names an operator or an admin tool that may act for them:
     the token is what that admin tool then exchanges at ``POST /oauth/token``
-    (``subject_token_type=urn:ietf:params:oauth:token-type:jwt``). It is an ordinary
-    session token otherwise (same lifetime); the impersonation policy, consent and
-    approvals still apply to the exchange. Never from an impersonated session."""
+    (``subject_token_type=urn:ietf:params:oauth:token-type:jwt``), once, within five
+    minutes, while this session lives. Not a session token: only actas reads it
+    (``internal_tokens``), so no application can take it for the user. The impersonation
+    policy, consent and approvals still apply to the exchange. Never from an
+    impersonated session."""
     instance = instance_of(request)
     now = instance.now_ms()
     with instance.transaction() as db:
@@ -83,13 +87,14 @@ def create_may_act_token(request: Request, session_id: str, body: MayActBody,
         if (operator is None or operator.disabled) and (tool is None or tool.revoked_at):
             raise FormParamInvalid("actor names no operator or admin tool of this instance.",
                                    param_name="actor")
-        signer = instance.keys.current_signer(db, now)
-        token = session_tokens.mint(instance, row, signer, azp=origin,
-                                    may_act={"sub": actor})
+        token = internal_tokens.sign(instance, internal_tokens.MAY_ACT, {
+            "sub": row.user_id, "sid": row.id, "may_act": {"sub": actor},
+            "iat": now // 1000, "exp": now // 1000 + MAY_ACT_LIFETIME_S,
+            "jti": ids.new_id(ids.TOKEN, now)})
         instance.record(db, Record(type="session.may_act_issued", user_id=row.user_id,
                                    session_id=row.id, origin=request_origin(request),
                                    data={"may_act": {"sub": actor}}))
-    return TokenObject(jwt=token.jwt)
+    return TokenObject(jwt=token)
 
 
 @router.post("/v1/client/sessions/{session_id}/end", response_model=Envelope[SessionObject],

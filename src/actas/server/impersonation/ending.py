@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
@@ -87,12 +88,14 @@ class KillSwitchResult:
 
 
 def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: RequestOrigin,
-            by: str, event: str = "impersonation.end_all") -> KillSwitchResult:
+            by: str, event: str = "impersonation.end_all",
+            client_id: str | None = None) -> KillSwitchResult:
     """Revoke every live impersonation session and pending actor token (of one actor, if
-    given). Audited as ``event`` with whoever pressed it (``by``) as the event's actor and
-    the actor whose impersonations ended in ``data.actor_sub``; the kill switch is
-    audited even when it found nothing, other uses (an operator disabled or demoted)
-    only when they ended something."""
+    given; or started through one admin tool, ``client_id``). Audited as ``event`` with
+    whoever pressed it (``by``) as the event's actor and the actor whose impersonations
+    ended in ``data.actor_sub``; the kill switch is audited even when it found nothing,
+    other uses (an operator disabled or demoted, a tool revoked) only when they ended
+    something."""
     now = instance.now_ms()
     # Tokens first, sessions second: a redemption in flight holds its token's row
     # lock, so this waits for it to commit, and the sessions query that follows
@@ -102,11 +105,15 @@ def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: Reques
     # outermost one that is indexed: live impersonations are few, so they are
     # all read and matched here.
     pending = select(ActorToken).where(ActorToken.status == "pending")
-    tokens = [t for t in db.scalars(pending.with_for_update()).all()
-              if actor_sub is None or actor_sub in policy.chain_subs(t.actor)]
+
+    def ours(actor: dict[str, Any] | None) -> bool:
+        return (actor_sub is None or actor_sub in policy.chain_subs(actor)) and \
+            (client_id is None or client_id in _chain_clients(actor))
+
+    tokens = [t for t in db.scalars(pending.with_for_update()).all() if ours(t.actor)]
     query = sessions.SessionQuery(status="active", impersonated=True, limit=1_000_000)
     live = [s for s in sessions.list_sessions(db, query, now, for_update=True)
-            if actor_sub is None or actor_sub in policy.chain_subs(s.actor)]
+            if ours(s.actor)]
     for row in live:
         sessions.end(db, instance, row, status="revoked", origin=origin, by=by)
     for token in tokens:
@@ -115,7 +122,18 @@ def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: Reques
         instance.record(db, Record(
             type=event, actor_sub=by if by.startswith(f"{operators.OPERATOR}_") else None,
             origin=origin, data={"by": by, "actor_sub": actor_sub,
+                                 **({"client_id": client_id} if client_id else {}),
                                  "sessions_revoked": len(live),
                                  "actor_tokens_revoked": len(tokens)}))
     db.flush()
     return KillSwitchResult(len(live), len(tokens))
+
+
+def _chain_clients(actor: dict[str, Any] | None) -> list[str]:
+    """The admin tools (``client_id``) through which any link of an ``act`` chain acts."""
+    found: list[str] = []
+    while isinstance(actor, dict):
+        if isinstance(actor.get("client_id"), str):
+            found.append(actor["client_id"])
+        actor = actor.get("act")
+    return found

@@ -57,17 +57,15 @@ from actas._errors import (
     ImpersonationRefused,
     ImpersonationTargetProtected,
     TicketRejected,
-    TokenInvalid,
 )
-from actas._verifier import Verifier
 from actas.server import (
     clients,
+    internal_tokens,
     machine_clients,
     operator_assertions,
     operators,
     session_tokens,
     sessions,
-    signing_keys,
 )
 from actas.server.audit import Record, RequestOrigin
 from actas.server.db.schema import MachineClient, Operator, SpentNonce
@@ -209,7 +207,7 @@ def _exchange(instance: Instance, origin: RequestOrigin, *, client_name: str,
                        f"or {JWT}.")
     if mode not in MODES:
         raise _Refusal("invalid_request", f"mode must be one of {', '.join(MODES)}.")
-    if not duration.isdigit() or not 1 <= int(duration) <= 86400:
+    if not (duration.isascii() and duration.isdigit()) or not 1 <= int(duration) <= 86400:
         raise _Refusal("invalid_request", "duration is the impersonation's length in seconds, "
                        "1 to 86400.")
     if mode == FULL and not may_full:
@@ -286,35 +284,33 @@ def _session_jwt(instance: Instance, ticket: str, origin: RequestOrigin) -> JSON
 
 
 def _subject_of(instance: Instance, token: str, *, may_act: str) -> str:
-    """The user whose session token ``token`` is, if its ``may_act`` names ``may_act`` (the
-    operator the tool acts for, or the tool itself): a token of this instance, not expired,
-    not an impersonation's, from a session still active, and exchanged once."""
+    """The user whose ``may_act`` token (``frontend_api.client``) this is, if it names
+    ``may_act`` (the operator the tool acts for, or the tool itself): signed by this
+    instance for that use, not expired, from a session still active, exchanged once."""
     now = instance.now_ms()
+    try:
+        claims = internal_tokens.read(instance, internal_tokens.MAY_ACT, token)
+    except internal_tokens.NotOurs:
+        raise _Refusal("invalid_grant", "subject_token is not a may_act token of this "
+                       "instance.") from None
+    exp = claims.get("exp")
+    if not isinstance(exp, int) or now // 1000 >= exp + instance.settings.clock_skew:
+        raise _Refusal("invalid_grant", "subject_token has expired.")
+    named = claims.get("may_act")
+    if not isinstance(named, dict) or named.get("sub") != may_act:
+        raise _Refusal("invalid_grant", "subject_token's may_act does not name this "
+                       "actor: the user has not authorised it.")
     with instance.transaction() as db:
-        verifier = Verifier(issuer=instance.settings.frontend_api_url,
-                            jwks=signing_keys.published_jwks(db, now), cache_size=0,
-                            clock_skew=instance.settings.clock_skew,
-                            now=lambda: instance.now_ms() / 1000)
-        try:
-            auth = verifier.verify(token)
-        except TokenInvalid as bad:
-            raise _Refusal("invalid_grant", "subject_token is not a valid session token of "
-                           f"this instance ({bad.message})") from None
-        if auth.actor is not None:
-            raise _Refusal("invalid_grant", "subject_token is an impersonation's token.")
-        named = auth.claims.get("may_act")
-        if not isinstance(named, dict) or named.get("sub") != may_act:
-            raise _Refusal("invalid_grant", "subject_token's may_act does not name this "
-                           "actor: the user has not authorised it.")
-        row = db.get(SessionRow, auth.session_id) if auth.session_id else None
-        if row is None or sessions.effective_status(row, now) != "active":
+        row = db.get(SessionRow, str(claims.get("sid")))
+        if row is None or row.user_id != claims.get("sub") or row.actor is not None \
+                or sessions.effective_status(row, now) != "active":
             raise _Refusal("invalid_grant", "The user's session behind subject_token has "
                            "ended.")
         try:
             with db.begin_nested():
                 db.add(SpentNonce(digest="may_act:" + hashlib.sha256(
-                    str(auth.claims.get("jti", token)).encode()).hexdigest(),
-                    expire_at=(int(auth.claims["exp"]) + instance.settings.clock_skew) * 1000))
+                    str(claims.get("jti")).encode()).hexdigest(),
+                    expire_at=(exp + instance.settings.clock_skew) * 1000))
         except IntegrityError:
             raise _Refusal("invalid_grant", "subject_token was already exchanged.") from None
-        return str(auth.user_id)
+        return row.user_id
