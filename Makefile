@@ -46,7 +46,7 @@ jstest:
 ## screenshots: the README's screenshots, taken by the browser tests (1280 px and 390 px)
 README_SHOTS := 01-dashboard-users 02-user-detail 03-app-impersonating 04b-live-impersonations \
                 06-audit-log page-audit-event-1280 10-user-access-history page-user-390 \
-                page-impersonations-390
+                page-impersonations-390 17-passkey-added 18-admin-tool-created
 screenshots: $(STAMP) system-deps jstest
 	ACTAS_TEST_BACKENDS=sqlite $(BIN)/pytest tests/e2e -q
 	mkdir -p docs/screenshots
