@@ -61,6 +61,16 @@ describe("the user's say, in the browser client", () => {
     ]);
   });
 
+  test("authorizeActor asks for a may_act token for the session, naming the actor", async () => {
+    const { actas, server } = await signedIn();
+    server.fail("/tokens/may_act", reply({ object: "token", jwt: "h.p.s" }));
+    assert.equal(await actas.authorizeActor("op_sam"), "h.p.s");
+    const [sent] = server.requests.filter((r) => r.path.endsWith("/tokens/may_act"));
+    assert.equal(sent.method, "POST");
+    assert.equal(sent.path, "/v1/client/sessions/sess_jane/tokens/may_act");
+    assert.equal(sent.body, '{"actor":"op_sam"}');
+  });
+
   test("mountAccessRequests shows who asks and why, as text, and grants on a click", async () => {
     const { actas, server } = await signedIn();
     server.fail("/v1/me/access", reply(state([pending])));

@@ -543,6 +543,20 @@ export class Actas {
   }
 
   /**
+   * The signed-in user names an operator (`op_…`) or an admin tool (`mc_…`) that may act
+   * for them (RFC 8693 `may_act`): the token returned is what your admin tool exchanges
+   * at actas's `/oauth/token`, once, within five minutes. It is not a session token and
+   * signs nobody in to your application. Refused while someone impersonates the user.
+   * @param {string} actor @returns {Promise<string>}
+   */
+  async authorizeActor(actor) {
+    const session = this.#session;
+    if (!session) throw new Error("Sign in first: only the user can name who may act for them.");
+    const body = await this.#request("POST", `${sessionPath(session)}/tokens/may_act`, { actor });
+    return String(body?.jwt);
+  }
+
+  /**
    * Impersonations of the signed-in user's account they have not been shown yet,
    * newest first (none while someone is impersonating them).
    * @returns {Promise<ImpersonationNotice[]>}
