@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session as Db
 
 from actas.server import ids, internal_tokens
 from actas.server.audit import Record, RequestOrigin
-from actas.server.db.schema import MachineClient, Operator
+from actas.server.db.schema import MachineClient, Operator, OperatorSession
 
 if TYPE_CHECKING:
     from actas.server.instance import Instance
@@ -37,19 +37,23 @@ class Issued:
 
 
 def issue(db: Db, instance: Instance, operator: Operator, tool: MachineClient, *,
-          second_factor_kind: str | None, second_factor_at: int | None,
-          origin: RequestOrigin) -> Issued:
+          operator_session_id: str, second_factor_kind: str | None,
+          second_factor_at: int | None, origin: RequestOrigin) -> Issued:
+    """A token for ``tool`` acting for ``operator``, alive while the dashboard session it
+    came from is (signing out, or an owner ending that session, ends it too)."""
     now_s = instance.now_ms() // 1000
     lifetime = instance.settings.step_up_minutes * 60
     expires_at = now_s + lifetime
     if second_factor_at is not None:  # never past the step-up window it carries
         expires_at = min(expires_at, second_factor_at // 1000 + lifetime)
-    claims: dict[str, Any] = {"sub": operator.id, "aud": tool.id, "iat": now_s,
-                              "exp": expires_at, "jti": ids.new_id("opat", instance.now_ms())}
+    jti = ids.new_id("opat", instance.now_ms())
+    claims: dict[str, Any] = {"sub": operator.id, "aud": tool.id, "osid": operator_session_id,
+                              "iat": now_s, "exp": expires_at, "jti": jti}
     if second_factor_at is not None:
         claims["sf"] = {"kind": second_factor_kind, "at": second_factor_at}
     instance.record(db, Record(type="operator.actor_token_issued", actor_sub=operator.id,
-                               origin=origin, data={"client_id": tool.id,
+                               origin=origin, data={"client_id": tool.id, "jti": jti,
+                                                    "operator_session_id": operator_session_id,
                                                     "expires_at": expires_at * 1000}))
     token = internal_tokens.sign(instance, internal_tokens.OPERATOR_ACTOR, claims)
     return Issued(token, expires_at)
@@ -72,5 +76,11 @@ def verify(db: Db, instance: Instance, token: str, *, client_id: str
     operator = db.get(Operator, str(claims.get("sub")))
     if operator is None or operator.disabled:
         raise Refused("actor_token names no enabled operator.")
+    session = db.get(OperatorSession, str(claims.get("osid")))
+    now_ms = instance.now_ms()
+    if session is None or session.operator_id != operator.id or session.ended_at is not None \
+            or now_ms >= session.expire_at:
+        raise Refused("actor_token's dashboard session has ended: the operator signed out "
+                      "or was signed out.")
     second_factor = claims.get("sf")
     return operator, second_factor if isinstance(second_factor, dict) else None

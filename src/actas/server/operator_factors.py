@@ -84,7 +84,7 @@ def start_totp(db: Db, instance: Instance, operator: Operator) -> Enrolment:
 
 def _check_totp(instance: Instance, factor: OperatorFactor, code: str) -> int | None:
     """The time step ``code`` belongs to, if it is right and newer than the last used."""
-    code = "".join(c for c in code if c.isdigit())
+    code = "".join(c for c in code if c in "0123456789")  # ASCII only: "١٢٣" is no code
     if len(code) != 6:
         return None
     secret = _sealer(instance).open(factor.secret_ciphertext, bound_to=factor.id).decode()

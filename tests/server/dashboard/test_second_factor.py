@@ -14,10 +14,13 @@ import pyotp
 import pytest
 from starlette.testclient import TestClient
 
-from actas.server import Instance
+from actas.server import Instance, operators
+from actas.server.audit import RequestOrigin
 from actas.server.clock import FrozenClock
 from tests.support.dashboard import PASSWORD, _operator, post_sign_in
 from tests.support.flows import create_user
+
+CLI = RequestOrigin(user_agent="test")
 
 
 @pytest.fixture
@@ -147,3 +150,55 @@ def test_impersonating_asks_again_after_the_step_up_window(
         "type": "actor_token.created"}).json()["data"]
     assert latest["data"]["second_factor"]["kind"] == "totp"
     assert latest["data"]["second_factor"]["at"] == clock.now_ms()
+
+
+def test_a_viewer_promoted_while_signed_in_must_set_up_a_factor_before_impersonating(
+        dashboard: TestClient, backend: TestClient, instance: Instance,
+        clock: FrozenClock) -> None:
+    """A viewer needs no factor and signs in with a password; promoted meanwhile, that
+    session must not impersonate or make admin tools without one."""
+    ada = create_user(backend)
+    vera_id = _operator(instance, "vera@viewer.test", "viewer")
+    post_sign_in(dashboard, "vera@viewer.test", PASSWORD)
+    assert dashboard.get("/dashboard/users").status_code == 200  # no factor needed
+    with instance.transaction() as db:
+        vera = operators.get(db, vera_id)
+        operators.set_role(db, instance, vera, "owner", by="cli", origin=CLI)
+    token = _csrf(dashboard.get(f"/dashboard/users/{ada['id']}").text)
+    refused = [
+        dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
+                       data={"csrf_token": token, "reason": "Ticket #5"}),
+        dashboard.post("/dashboard/admin_tools", data={"csrf_token": token, "name": "Mine",
+                                                       "full": "yes", "protected": "yes"}),
+    ]
+    for answer in refused:
+        assert answer.headers["location"].startswith("/dashboard/step_up?next=")
+    check = dashboard.get(refused[0].headers["location"])
+    assert check.headers["location"].startswith("/dashboard/account/second_factor?next=")
+    _secret, codes = _enrol(dashboard, clock)
+    assert codes
+    started = dashboard.post(f"/dashboard/users/{ada['id']}/impersonate",
+                             data={"csrf_token": token, "reason": "Ticket #5"})
+    assert "/v1/tickets/accept" in started.headers["location"]
+
+
+def test_odd_characters_in_a_csrf_token_or_a_code_are_refused_not_a_crash(
+        dashboard: TestClient, instance: Instance, clock: FrozenClock) -> None:
+    _operator(instance, "sam@support.test", "support")
+    form = dashboard.get("/dashboard/sign_in").text
+    assert form
+    odd = dashboard.post("/dashboard/sign_in", data={
+        "email": "sam@support.test", "password": PASSWORD, "csrf_token": "é" * 64})
+    assert odd.status_code == 403
+    post_sign_in(dashboard, "sam@support.test", PASSWORD)
+    _enrol(dashboard, clock)
+    dashboard.cookies.clear()
+    post_sign_in(dashboard, "sam@support.test", PASSWORD)
+    page = dashboard.get("/dashboard/sign_in/second_factor").text
+    arabic = dashboard.post("/dashboard/sign_in/second_factor",
+                            data={"csrf_token": _csrf(page), "code": "١٢٣٤٥٦"})
+    assert arabic.status_code == 401
+    forged = dashboard.post("/dashboard/sign_in/second_factor",
+                            data={"csrf_token": "ü" * 64, "code": "123456"})
+    assert forged.status_code in (303, 403)  # refused (the dashboard's CSRF answer)
+    assert dashboard.get("/dashboard/users").status_code == 303  # still not signed in

@@ -30,6 +30,7 @@ import actas
 from actas.server import Instance, machine_clients, operators
 from actas.server.audit import RequestOrigin
 from actas.server.clock import FrozenClock
+from actas.server.db.schema import MachineClient
 from actas.server.oauth.token_exchange import JWT, TOKEN_EXCHANGE, USER_ID
 from tests.conftest import APP_ORIGIN
 from tests.support.dashboard import PASSWORD as DASHBOARD_PASSWORD
@@ -488,3 +489,46 @@ def test_a_may_act_token_is_no_session_token_for_an_application(
                               now=lambda: instance.now_ms() / 1000)
     assert verifier.authenticate(token).user_id is None
     assert verifier.authenticate(mint(browser, session_id)).user_id is not None
+
+
+def test_a_ticket_a_revoked_tool_got_is_refused_when_redeemed(
+        app_client: TestClient, backend: TestClient, browser: TestClient,
+        instance: Instance) -> None:
+    """A revocation racing an exchange may miss the ticket just issued; the redemption
+    checks the tool again (as every later refresh does)."""
+    ada = create_user(backend)
+    tool = _machine(instance)
+    ticket = _exchange(app_client, tool, subject_token=ada["id"]).json()["access_token"]
+    with instance.transaction() as db:  # revoked, the clean-up not seen by this ticket
+        row = db.get(MachineClient, tool[0])
+        assert row is not None
+        row.revoked_at = instance.now_ms()
+    refused = browser.post("/v1/client/sign_ins", json={"strategy": "ticket",
+                                                        "ticket": ticket})
+    assert refused.status_code == 403, refused.text
+    assert error_code(refused) == "impersonation_not_permitted"
+
+
+def test_an_operators_token_ends_with_their_dashboard_session(
+        dashboard: TestClient, app_client: TestClient, backend: TestClient,
+        instance: Instance) -> None:
+    ada = create_user(backend)
+    with instance.transaction() as db:
+        operators.create(db, instance, email="sam@s.test", role="support",
+                         password=DASHBOARD_PASSWORD)
+    console = _machine(instance)
+    csrf_token = dashboard_sign_in(dashboard, "sam@s.test")
+    page = dashboard.post("/dashboard/account/actor_tokens",
+                          data={"csrf_token": csrf_token, "client_id": console[0]}).text
+    found = re.search(r'data-testid="operator-token-value">([^<]+)<', page)
+    assert found
+    token = found.group(1).strip()
+    form = {"subject_token": ada["id"], "actor_token": token, "actor_token_type": JWT}
+    assert _exchange(app_client, console, **form).status_code == 200
+    dashboard.post("/dashboard/sign_out", data={"csrf_token": csrf_token})
+    after = _exchange(app_client, console, **form)
+    assert after.json()["error"] == "invalid_grant"
+    assert "signed out" in after.json()["error_description"]
+    [issued] = backend.get("/v1/audit_events", params={
+        "type": "operator.actor_token_issued"}).json()["data"]
+    assert issued["data"]["jti"].startswith("opat_")

@@ -91,7 +91,7 @@ def actor_token_for_tool(request: Request, csrf_token: Annotated[str, Form(max_l
         if tool is None or tool.revoked_at is not None:
             raise ResourceNotFound("No such admin tool.", client_id=client_id)
         issued = operator_assertions.issue(
-            db, instance, signed_in.operator, tool,
+            db, instance, signed_in.operator, tool, operator_session_id=signed_in.session_id,
             second_factor_kind=signed_in.second_factor_kind if has_factor else None,
             second_factor_at=signed_in.second_factor_at if has_factor else None,
             origin=request_origin(request))

@@ -143,10 +143,18 @@ def step_up_fresh(instance: Instance, signed_in: SignedInOperator) -> bool:
 
 
 def step_up_due(db: Db, instance: Instance, signed_in: SignedInOperator) -> bool:
-    """Whether a second-factor check must come first: the operator has a factor and has
-    not used it within ``ACTAS_STEP_UP_MINUTES``. Asked before impersonating, and before
-    anything that changes how one signs in or what can impersonate (a factor added,
-    replaced or removed; an admin tool created or revoked)."""
+    """Whether a second-factor check must come first, before impersonating or making or
+    revoking an admin tool: the operator has a factor and has not used it within
+    ``ACTAS_STEP_UP_MINUTES``, or has none while their role needs one (promoted since
+    they signed in: the check page sends them to set one up)."""
+    if operator_factors.has_any(db, signed_in.operator.id):
+        return not step_up_fresh(instance, signed_in)
+    return operator_factors.required_for(signed_in.operator, instance.settings)
+
+
+def factor_change_due(db: Db, instance: Instance, signed_in: SignedInOperator) -> bool:
+    """Whether a check of an existing factor must come before adding, replacing or
+    removing one (with none yet, setting the first up needs none)."""
     return operator_factors.has_any(db, signed_in.operator.id) and \
         not step_up_fresh(instance, signed_in)
 
@@ -181,7 +189,7 @@ def check_sign_in_csrf(instance: Instance, request: Request, submitted: str | No
         raise CsrfFailed("This sign-in came from another site and was refused.")
     nonce = request.cookies.get(SIGN_IN_COOKIE, "")
     if not nonce or not submitted or \
-            not hmac.compare_digest(submitted, _sign_in_token(instance, nonce)):
+            not hmac.compare_digest(submitted.encode(), _sign_in_token(instance, nonce).encode()):
         raise CsrfFailed()
 
 
@@ -192,7 +200,8 @@ def _own_origins(instance: Instance, request: Request) -> set[str]:
 
 
 def check_csrf(instance: Instance, signed_in: SignedInOperator, submitted: str | None) -> None:
-    if not submitted or not hmac.compare_digest(submitted, signed_in.csrf_token):
+    # Bytes: a str with non-ASCII characters would make compare_digest raise.
+    if not submitted or not hmac.compare_digest(submitted.encode(), signed_in.csrf_token.encode()):
         raise CsrfFailed()
 
 

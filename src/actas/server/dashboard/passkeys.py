@@ -71,7 +71,7 @@ def add(request: Request, csrf_token: Annotated[str, Form(max_length=128)],
         if signed_in.pending == "second_factor":
             return pages.redirect(request, "/dashboard/sign_in/second_factor")
         # Another way in is added only by who just proved an existing one.
-        if operator_sessions.step_up_due(db, instance, signed_in):
+        if operator_sessions.factor_change_due(db, instance, signed_in):
             return pages.redirect(request, operator_sessions.step_up_page("/dashboard/account"))
         first = not operator_factors.has_any(db, signed_in.operator.id)
     try:
@@ -106,7 +106,7 @@ def remove(request: Request, passkey_id: str,
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request)
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
-        if operator_sessions.step_up_due(db, instance, signed_in):
+        if operator_sessions.factor_change_due(db, instance, signed_in):
             return pages.redirect(request, operator_sessions.step_up_page("/dashboard/account"))
         # The operator's row locked: two removals at once cannot both see the other's
         # passkey still there and leave none.

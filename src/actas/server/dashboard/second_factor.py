@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import segno
 from fastapi import APIRouter, Form, Request
@@ -44,7 +44,7 @@ def enrol_form(request: Request) -> Response:
         signed_in = operator_sessions.current(db, instance, request, allow_pending=True)
         if signed_in.pending == "second_factor":  # prove the current one first
             return pages.redirect(request, "/dashboard/sign_in/second_factor")
-        if operator_sessions.step_up_due(db, instance, signed_in):  # replacing one
+        if operator_sessions.factor_change_due(db, instance, signed_in):  # replacing one
             return pages.redirect(request, operator_sessions.step_up_page(
                 "/dashboard/account/second_factor"))
         enrolment = operator_factors.start_totp(db, instance, signed_in.operator)
@@ -68,7 +68,7 @@ def enrol(request: Request, csrf_token: Annotated[str, Form(max_length=128)],
         operator_sessions.check_csrf(instance, signed_in, csrf_token)
         if signed_in.pending == "second_factor":
             return pages.redirect(request, "/dashboard/sign_in/second_factor")
-        if operator_sessions.step_up_due(db, instance, signed_in):
+        if operator_sessions.factor_change_due(db, instance, signed_in):
             return pages.redirect(request, operator_sessions.step_up_page(
                 "/dashboard/account/second_factor"))
         first = not operator_factors.has_any(db, signed_in.operator.id)
@@ -103,8 +103,12 @@ def check_form(request: Request) -> Response:
     instance = instance_of(request)
     with instance.transaction() as db:
         signed_in = operator_sessions.current(db, instance, request, allow_pending=True)
-        if signed_in.pending == "enrol":
-            return pages.redirect(request, "/dashboard/account/second_factor")
+        next_url = next_page(request.query_params.get("next"))
+        if signed_in.pending == "enrol" or not operator_factors.has_any(db, signed_in.operator.id):
+            # Nothing to check yet (a role that needs a factor, given since signing in):
+            # set one up, then carry on.
+            return pages.redirect(request, "/dashboard/account/second_factor?"
+                                  + urlencode({"next": next_url}))
         passkeys = operator_passkeys.count_of(db, signed_in.operator.id)
         totp = bool(operator_factors.confirmed(db, signed_in.operator.id))
     return pages.render(request, "second_factor_check.html", me=_header(signed_in),

@@ -26,7 +26,7 @@ from actas._errors import (
     ImpersonationTargetProtected,
 )
 from actas.server import operators
-from actas.server.db.schema import ActorToken, Operator, User
+from actas.server.db.schema import ActorToken, MachineClient, Operator, User
 from actas.server.impersonation import consent
 from actas.server.roles import FULL, Mode
 from actas.server.settings import Settings
@@ -152,7 +152,8 @@ def recheck(db: Db, settings: Settings, token: ActorToken, *, now_ms: int) -> Us
 
     Run when the ticket is redeemed and at every token refresh of its session:
     what was allowed when the ticket was issued may not be any more (the
-    operator was disabled or lost a permission, the user was banned, deleted
+    operator was disabled or lost a permission, the admin tool that asked was
+    revoked, the user was banned, deleted
     or made protected, or withdrew their consent: see ``consent.recheck``).
     Raises the ``ImpersonationRefused`` leaf that says why.
     """
@@ -171,6 +172,12 @@ def recheck(db: Db, settings: Settings, token: ActorToken, *, now_ms: int) -> Us
                     "The operator behind this impersonation may no longer impersonate "
                     f"(role {operator.role}).", role=operator.role)
             require_mode_allowed(settings, requester, token.mode)
+    tool_id = token.actor.get("client_id") if isinstance(token.actor, dict) else None
+    if isinstance(tool_id, str) and tool_id.startswith("mc_"):  # started by an admin tool
+        tool = db.get(MachineClient, tool_id)
+        if tool is None or tool.revoked_at is not None:
+            raise ImpersonationNotPermitted(
+                "The admin tool behind this impersonation was revoked.", client_id=tool_id)
     user = _check_target(db, settings, requester=requester, actor=token.actor,
                          user_id=token.user_id)
     consent.recheck(db, settings, user=user, token=token, permissions=requester.permissions,
