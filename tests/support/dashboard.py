@@ -34,7 +34,11 @@ def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> str:
 
 
 def csrf(client: TestClient) -> str:
-    page = client.get("/dashboard/users").text
+    return csrf_in(client.get("/dashboard/users").text)
+
+
+def csrf_in(page: str) -> str:
+    """The CSRF token of the first form on ``page``."""
     match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
     assert match, page
     return match.group(1)

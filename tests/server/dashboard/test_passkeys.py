@@ -20,6 +20,7 @@ from actas.server import Instance, operator_passkeys, operators
 from actas.server.clock import FrozenClock
 from actas.server.db.schema import OperatorSession
 from tests.support.dashboard import PASSWORD, _operator, post_sign_in
+from tests.support.dashboard import csrf_in as _csrf
 from tests.support.flows import create_user
 from tests.support.passkeys import SoftAuthenticator
 
@@ -27,12 +28,6 @@ from tests.support.passkeys import SoftAuthenticator
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"operator_second_factor": "required", "step_up_minutes": 10}
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-    assert match, page
-    return match.group(1)
 
 
 def _authenticator(instance: Instance) -> SoftAuthenticator:

@@ -18,6 +18,7 @@ from actas.server import Instance, operators
 from actas.server.audit import RequestOrigin
 from actas.server.clock import FrozenClock
 from tests.support.dashboard import PASSWORD, _operator, post_sign_in
+from tests.support.dashboard import csrf_in as _csrf
 from tests.support.flows import create_user
 
 CLI = RequestOrigin(user_agent="test")
@@ -26,12 +27,6 @@ CLI = RequestOrigin(user_agent="test")
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"operator_second_factor": "required", "step_up_minutes": 10}
-
-
-def _csrf(page: str) -> str:
-    match = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page)
-    assert match, page
-    return match.group(1)
 
 
 def _code(secret: str, clock: FrozenClock) -> str:

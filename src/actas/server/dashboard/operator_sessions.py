@@ -159,6 +159,28 @@ def factor_change_due(db: Db, instance: Instance, signed_in: SignedInOperator) -
         not step_up_fresh(instance, signed_in)
 
 
+@dataclass(frozen=True)
+class FactorChange:
+    signed_in: SignedInOperator
+    first: bool  # no factor yet: this one completes a sign-in waiting for it
+    go_first: str | None  # where to go instead, first: the second step, or a step-up
+
+
+def begin_factor_change(db: Db, instance: Instance, request: Request, csrf_token: str, *,
+                        back: str) -> FactorChange:
+    """Adding or replacing a factor: the signed-in operator (set-up may be pending), CSRF
+    checked; never while the second step of sign-in is pending; and, with a factor
+    already, after a fresh check of it (then back to ``back``)."""
+    signed_in = current(db, instance, request, allow_pending=True)
+    check_csrf(instance, signed_in, csrf_token)
+    if signed_in.pending == "second_factor":
+        return FactorChange(signed_in, False, "/dashboard/sign_in/second_factor")
+    if factor_change_due(db, instance, signed_in):
+        return FactorChange(signed_in, False, step_up_page(back))
+    return FactorChange(signed_in, not operator_factors.has_any(db, signed_in.operator.id),
+                        None)
+
+
 def step_up_page(next_url: str) -> str:
     return f"/dashboard/step_up?{urlencode({'next': next_url})}"
 

@@ -64,14 +64,11 @@ def enrol(request: Request, csrf_token: Annotated[str, Form(max_length=128)],
     instance = instance_of(request)
     origin = request_origin(request)
     with instance.transaction() as db:
-        signed_in = operator_sessions.current(db, instance, request, allow_pending=True)
-        operator_sessions.check_csrf(instance, signed_in, csrf_token)
-        if signed_in.pending == "second_factor":
-            return pages.redirect(request, "/dashboard/sign_in/second_factor")
-        if operator_sessions.factor_change_due(db, instance, signed_in):
-            return pages.redirect(request, operator_sessions.step_up_page(
-                "/dashboard/account/second_factor"))
-        first = not operator_factors.has_any(db, signed_in.operator.id)
+        change = operator_sessions.begin_factor_change(
+            db, instance, request, csrf_token, back="/dashboard/account/second_factor")
+    signed_in, first = change.signed_in, change.first
+    if change.go_first is not None:
+        return pages.redirect(request, change.go_first)
     try:
         with instance.transaction() as db:
             codes = operator_factors.confirm_totp(db, instance, signed_in.operator, factor_id,
