@@ -108,7 +108,7 @@ def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: Reques
 
     def ours(actor: dict[str, Any] | None) -> bool:
         return (actor_sub is None or actor_sub in policy.chain_subs(actor)) and \
-            (client_id is None or client_id in _chain_clients(actor))
+            (client_id is None or client_id in policy.chain_values(actor, "client_id"))
 
     tokens = [t for t in db.scalars(pending.with_for_update()).all() if ours(t.actor)]
     query = sessions.SessionQuery(status="active", impersonated=True, limit=1_000_000)
@@ -127,13 +127,3 @@ def end_all(db: Db, instance: Instance, *, actor_sub: str | None, origin: Reques
                                  "actor_tokens_revoked": len(tokens)}))
     db.flush()
     return KillSwitchResult(len(live), len(tokens))
-
-
-def _chain_clients(actor: dict[str, Any] | None) -> list[str]:
-    """The admin tools (``client_id``) through which any link of an ``act`` chain acts."""
-    found: list[str] = []
-    while isinstance(actor, dict):
-        if isinstance(actor.get("client_id"), str):
-            found.append(actor["client_id"])
-        actor = actor.get("act")
-    return found

@@ -101,12 +101,18 @@ def _folded(text: str) -> str:
 
 def chain_subs(actor: dict[str, Any] | None) -> list[str]:
     """Every actor of a (possibly nested) ``act`` chain, outermost (current) first."""
-    subs: list[str] = []
+    return chain_values(actor, "sub")
+
+
+def chain_values(actor: dict[str, Any] | None, key: str) -> list[str]:
+    """``key``'s string value in each link of an ``act`` chain that has one, outermost
+    first (``sub``: who acts; ``client_id``: the admin tool they act through)."""
+    found: list[str] = []
     while isinstance(actor, dict):
-        if isinstance(actor.get("sub"), str):
-            subs.append(actor["sub"])
+        if isinstance(actor.get(key), str):
+            found.append(actor[key])
         actor = actor.get("act")
-    return subs
+    return found
 
 
 def require_short_chain(actor: dict[str, Any]) -> None:
