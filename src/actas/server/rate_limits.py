@@ -2,11 +2,12 @@
 
 A ``Budget`` allows ``limit`` charges per key (an address, an account, a
 ticket) in each window. ``spend`` charges several budgets at once, or none
-of them and raises ``TooManyRequests``. It first upserts each counter row
-(``INSERT … ON CONFLICT DO UPDATE``, which on PostgreSQL locks the row until
-the transaction ends; SQLite's ``BEGIN IMMEDIATE`` admits one writer at a
-time), then reads and increments them: parallel requests on any number of
-replicas queue on the row, so a limit of 100 lets exactly 100 through. Rows
+of them and raises ``TooManyRequests``. Each counter is one statement, an
+upsert that adds one and returns the new count (``INSERT … ON CONFLICT DO
+UPDATE … RETURNING``; on PostgreSQL it locks the row until the transaction
+ends; SQLite's ``BEGIN IMMEDIATE`` admits one writer at a time): parallel
+requests on any number of replicas queue on the row, so a limit of 100 lets
+exactly 100 through. Rows
 are locked in sorted order, so two requests never wait on each other in a
 circle. The counters are shared by every replica, in the database.
 
@@ -27,7 +28,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, delete, select, update
+from sqlalchemy import ColumnElement, and_, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as Db
 
@@ -66,21 +67,22 @@ def spend(db: Db, charges: Sequence[tuple[Budget, str]], *, now_ms: int, what: s
     wanted: dict[tuple[str, str, int], Budget] = {}
     for budget, key in charges:
         wanted[(budget.scope, _stored(key), now_ms - now_ms % budget.window_ms)] = budget
-    counters = tuple(sorted(wanted))
-    for scope, key, start in counters:
-        _upsert(db, scope, key, start, expires_at=start + wanted[(scope, key, start)].window_ms,
-                add=0)  # locks the row (PostgreSQL) before it is read
-    full = [(counter, budget) for counter, budget in wanted.items()
-            if _hits(db, *counter) >= budget.limit]
+    counters = tuple(sorted(wanted))  # the lock order (PostgreSQL locks each row it adds to)
+    # One statement per counter: add one and read the sum back. Over a limit, give the
+    # ones back (in case the caller's transaction goes on) and refuse.
+    full = []
+    for counter in counters:
+        budget = wanted[counter]
+        if _upsert(db, *counter, expires_at=counter[2] + budget.window_ms, add=1) \
+                > budget.limit:
+            full.append((counter, budget))
     if full:
+        refund(db, Charge(counters))
         wait_ms = max(start + budget.window_ms - now_ms for (_, _, start), budget in full)
         minutes = -(-wait_ms // 60_000)
         raise TooManyRequests(
             f"Too many {what}. Wait {minutes} minute{'s' if minutes != 1 else ''} and try "
             "again.", retry_after_seconds=-(-wait_ms // 1000))
-    for counter in counters:
-        db.execute(update(RateLimitCounter).where(_is(*counter))
-                   .values(hits=RateLimitCounter.hits + 1))
     return Charge(counters)
 
 
@@ -95,9 +97,7 @@ def refund(db: Db, charge: Charge) -> None:
 def count(db: Db, *, scope: str, key: str, now_ms: int, window_ms: int = WINDOW_MS) -> int:
     """Add one to ``key``'s count in the current window, without a limit; return the count."""
     start = now_ms - now_ms % window_ms
-    stored = _stored(key)
-    _upsert(db, scope, stored, start, expires_at=start + window_ms, add=1)
-    return _hits(db, scope, stored, start)
+    return _upsert(db, scope, _stored(key), start, expires_at=start + window_ms, add=1)
 
 
 def prune(db: Db, *, now_ms: int) -> int:
@@ -156,14 +156,13 @@ def _is(scope: str, key: str, start: int) -> ColumnElement[bool]:
                 RateLimitCounter.window_start == start)
 
 
-def _hits(db: Db, scope: str, key: str, start: int) -> int:
-    return db.scalar(select(RateLimitCounter.hits).where(_is(scope, key, start))) or 0
-
-
-def _upsert(db: Db, scope: str, key: str, start: int, *, expires_at: int, add: int) -> None:
+def _upsert(db: Db, scope: str, key: str, start: int, *, expires_at: int, add: int) -> int:
+    """Add ``add`` to the counter, made if missing, and return its new count."""
     insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
     statement = insert(RateLimitCounter).values(
         scope=scope, key=key, window_start=start, hits=add, expires_at=expires_at)
-    db.execute(statement.on_conflict_do_update(
+    hits = db.execute(statement.on_conflict_do_update(
         index_elements=["scope", "key", "window_start"],
-        set_={"hits": statement.excluded.hits + RateLimitCounter.hits}))
+        set_={"hits": statement.excluded.hits + RateLimitCounter.hits},
+    ).returning(RateLimitCounter.hits)).scalar_one()
+    return int(hits)
