@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as Db
+from sqlalchemy.orm import lazyload
 
 from actas._errors import (
     ImpersonationModeNotPermitted,
@@ -26,7 +27,7 @@ from actas._errors import (
     ImpersonationTargetProtected,
 )
 from actas.server import operators
-from actas.server.db.schema import ActorToken, MachineClient, Operator, User
+from actas.server.db.schema import ActorToken, EmailAddress, MachineClient, Operator, User
 from actas.server.impersonation import consent
 from actas.server.roles import FULL, Mode
 from actas.server.settings import Settings
@@ -58,9 +59,10 @@ def is_protected(db: Db, user: User, settings: Settings) -> bool:
     """Protected: flagged so, marked by a metadata rule, or the app account of an operator."""
     if user.protected:
         return True
-    emails = [e.email_address for e in user.email_addresses]
-    if emails and db.scalar(select(Operator.id).where(Operator.email_address.in_(emails))
-                            .limit(1)) is not None:
+    # One statement, whether or not the user's addresses are loaded.
+    if db.scalar(select(Operator.id)
+                 .join(EmailAddress, EmailAddress.email_address == Operator.email_address)
+                 .where(EmailAddress.user_id == user.id).limit(1)) is not None:
         return True
     for rule in settings.protected_metadata_rules:
         path, _, expected = rule.partition("=")
@@ -164,20 +166,23 @@ def recheck(db: Db, settings: Settings, token: ActorToken, *, now_ms: int) -> Us
     Raises the ``ImpersonationRefused`` leaf that says why.
     """
     requester = Requester.backend_api()
-    operator_id = token.operator_id or _operator_named(db, token.actor_sub)
-    if operator_id is not None:
-        operator = db.get(Operator, operator_id)
-        if operator is None or operator.disabled:
+    # The operator who asked from the dashboard, or one a Backend API actor names (op_…).
+    operator_id = token.operator_id or (
+        token.actor_sub if token.actor_sub.startswith(f"{operators.OPERATOR}_") else None)
+    operator = db.get(Operator, operator_id) if operator_id is not None else None
+    if (operator is None and token.operator_id is not None) or \
+            (operator is not None and operator.disabled):
+        raise ImpersonationNotPermitted(
+            "The operator behind this impersonation was disabled or removed.",
+            operator_id=operator_id)
+    if operator is not None and token.operator_id is not None:
+        # Asked for from the dashboard: the operator's role applies.
+        requester = Requester.of_operator(operator)
+        if operators.IMPERSONATE not in requester.permissions:
             raise ImpersonationNotPermitted(
-                "The operator behind this impersonation was disabled or removed.",
-                operator_id=operator_id)
-        if token.operator_id is not None:  # asked for from the dashboard: their role applies
-            requester = Requester.of_operator(operator)
-            if operators.IMPERSONATE not in requester.permissions:
-                raise ImpersonationNotPermitted(
-                    "The operator behind this impersonation may no longer impersonate "
-                    f"(role {operator.role}).", role=operator.role)
-            require_mode_allowed(settings, requester, token.mode)
+                "The operator behind this impersonation may no longer impersonate "
+                f"(role {operator.role}).", role=operator.role)
+        require_mode_allowed(settings, requester, token.mode)
     tool_id = token.actor.get("client_id") if isinstance(token.actor, dict) else None
     if isinstance(tool_id, str) and tool_id.startswith("mc_"):  # started by an admin tool
         tool = db.get(MachineClient, tool_id)
@@ -191,16 +196,10 @@ def recheck(db: Db, settings: Settings, token: ActorToken, *, now_ms: int) -> Us
     return user
 
 
-def _operator_named(db: Db, actor_sub: str) -> str | None:
-    """An operator's id when a Backend API actor names one (``op_…``), else ``None``."""
-    if not actor_sub.startswith(f"{operators.OPERATOR}_"):
-        return None
-    return db.scalar(select(Operator.id).where(Operator.id == actor_sub))
-
-
 def _check_target(db: Db, settings: Settings, *, requester: Requester, actor: dict[str, Any],
                   user_id: str) -> User:
-    user = db.get(User, user_id)
+    # Its addresses only if they are needed (_is_self, for an operator): not eagerly.
+    user = db.get(User, user_id, options=[lazyload(User.email_addresses)])
     if user is None:
         raise ImpersonationTargetNotFound(user_id=user_id)
     if _is_self(actor, user, requester):
@@ -218,5 +217,5 @@ def _is_self(actor: dict[str, Any], user: User, requester: Requester) -> bool:
         return True
     # An operator who also has an application account is still themselves.
     operator = requester.operator
-    emails = {e.email_address for e in user.email_addresses}
-    return operator is not None and operator.email_address in emails
+    return operator is not None and operator.email_address in {
+        e.email_address for e in user.email_addresses}
