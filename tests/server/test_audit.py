@@ -25,7 +25,13 @@ from starlette.testclient import TestClient
 from actas.server import Instance
 from actas.server.audit import GENESIS, HASHED_FIELDS, Record, RequestOrigin
 from actas.server.clock import FrozenClock
-from actas.server.db.schema import AuditChainHead, AuditEvent, AuditStaged, Base
+from actas.server.db.schema import (
+    AuditChainHead,
+    AuditEvent,
+    AuditStaged,
+    Base,
+    RateLimitCounter,
+)
 from tests.conftest import make_settings
 from tests.support.flows import create_user, error_code
 from tests.support.processes import actas_env, described, run_actas
@@ -377,6 +383,34 @@ def test_an_event_is_in_the_chain_when_its_transaction_returns(instance: Instanc
                                                              (2, "test.second")]
     with Db(instance.engine) as db:
         assert db.scalar(select(func.count()).select_from(AuditStaged)) == 0
+
+
+def test_a_failed_chaining_never_fails_the_write_that_recorded_the_event(
+        instance: Instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chaining runs inside the writer's transaction on SQLite and after it on
+    PostgreSQL; either way a failure there is no failure of the write: the event
+    stays staged, sealed, and a later round (the worker's) chains it."""
+    chain_staged = instance.audit.chain_staged
+    failures = iter([RuntimeError("the chain head is unreachable")])
+
+    def failing_once(db: Db, **kwargs: Any) -> list[AuditEvent]:
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        return chain_staged(db, **kwargs)
+
+    monkeypatch.setattr(instance.audit, "chain_staged", failing_once)
+    with instance.transaction() as db:
+        instance.record(db, Record(type="test.recorded", actor_sub="op_a"))
+        db.add(RateLimitCounter(scope="test", key="written with the event", window_start=0,
+                                hits=1, expires_at=1))
+
+    with Db(instance.engine) as db:  # the write committed
+        assert db.scalar(select(RateLimitCounter.key)) == "written with the event"
+    instance.chainer.chain_all()  # the worker's sweep (after_commit may have done it)
+    assert [e.type for e in _chained(instance)] == ["test.recorded"]
+    with instance.snapshot() as db:
+        assert instance.audit.verify(db).ok
 
 
 def test_a_rolled_back_transaction_leaves_no_event(instance: Instance) -> None:

@@ -10,6 +10,11 @@ others wait for that round, and the next leader takes whatever queued
 meanwhile. A process thus holds the chain head's lock once per round, not
 once per event; other processes do the same, and whoever gets the lock chains
 everyone's events.
+
+On SQLite, which has one writer at a time, the writer's transaction chains its
+own events before it commits instead (``chain_within``): it holds the only
+lock chaining needs already, so waiting for a round after the commit would
+only add a transaction.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import time
 from typing import TYPE_CHECKING
 
 from actas.server import notices, webhooks
-from actas.server.audit import CHAIN_BATCH
+from actas.server.audit import CHAIN_BATCH, STAGED
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session as Db
+
     from actas.server.instance import Instance
 
 log = logging.getLogger("actas.audit")
@@ -77,13 +84,33 @@ class Chainer:
         """Chain the events staged so far and queue their webhooks, one short transaction
         per batch of ``CHAIN_BATCH``, at most ``max_batches`` of them (others keep
         staging meanwhile; the next round takes the rest); return how many."""
-        instance, total = self._instance, 0
+        total = 0
         for _ in range(max_batches):
-            with instance.transaction() as db:
-                chained = instance.audit.chain_staged(db, now_ms=instance.now_ms())
-                webhooks.enqueue(db, instance, chained)
-                notices.queue_for(db, instance, chained)  # the user's mail, from the outbox
-            total += len(chained)
-            if len(chained) < CHAIN_BATCH:
+            with self._instance.transaction() as db:
+                chained = self._chain_batch(db)
+            total += chained
+            if chained < CHAIN_BATCH:
                 break
         return total
+
+    def chain_within(self, db: Db) -> None:
+        """Chain what is staged inside the caller's transaction, before its commit: for a
+        database with one writer at a time (SQLite), whose write lock the caller holds
+        anyway. In a savepoint: should chaining fail, the caller's work still commits,
+        its events stay staged, and ``after_commit`` (then the worker) tries again."""
+        try:
+            with db.begin_nested():
+                while self._chain_batch(db) == CHAIN_BATCH:
+                    pass
+        except Exception:
+            log.exception("chaining staged audit events failed; retried after the commit")
+            return
+        db.info.pop(STAGED, None)
+
+    def _chain_batch(self, db: Db) -> int:
+        """Chain one batch of staged events and queue their webhooks and mail."""
+        instance = self._instance
+        chained = instance.audit.chain_staged(db, now_ms=instance.now_ms())
+        webhooks.enqueue(db, instance, chained)
+        notices.queue_for(db, instance, chained)  # the user's mail, from the outbox
+        return len(chained)
