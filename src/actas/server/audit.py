@@ -32,6 +32,7 @@ operators can anchor it elsewhere (a log shipper, a ticket) when they need to.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -39,8 +40,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, cast, delete, insert, select, update
+from sqlalchemy import ColumnElement, Text, bindparam, cast, delete, insert, select, update
 from sqlalchemy.orm import Session as Db
+from sqlalchemy.sql.dml import ReturningDelete
 
 from actas.server import ids
 from actas.server.credentials import Secret
@@ -60,6 +62,26 @@ STAGED_FIELDS = ("event_id", *HASHED_FIELDS[2:])
 CHAIN_BATCH = 500
 # The session.info key listing the events a transaction staged.
 STAGED = "actas_audit_staged"
+
+# The chaining statements, built once: building a statement costs more Python than
+# running it, and every audited request chains.
+_HEAD_FOR_UPDATE = (select(AuditChainHead.last_seq, AuditChainHead.last_hash)
+                    .where(AuditChainHead.id == _HEAD_ID).with_for_update())
+_ALREADY_CHAINED = select(AuditEvent.id).where(
+    AuditEvent.id.in_(bindparam("ids", expanding=True)))
+_MOVE_HEAD = (update(AuditChainHead).where(AuditChainHead.id == _HEAD_ID)
+              .values(last_seq=bindparam("seq"), last_hash=bindparam("hash")))
+
+
+@functools.cache
+def _take_staged(limit: int) -> ReturningDelete[Any]:
+    """Delete the oldest ``limit`` staged rows, returning them with ``data`` as its
+    stored text (a row someone wrote by hand may not even parse)."""
+    oldest = select(AuditStaged.id).order_by(AuditStaged.id).limit(limit)
+    return (delete(AuditStaged).where(AuditStaged.id.in_(oldest.scalar_subquery()))
+            .returning(AuditStaged.id, AuditStaged.mac,
+                       *[cast(AuditStaged.data, Text) if name == "data"
+                         else getattr(AuditStaged, name) for name in STAGED_FIELDS]))
 
 
 @dataclass(frozen=True)
@@ -129,23 +151,15 @@ class AuditLog:
         """Move up to ``limit`` staged events into the chain, in staging order, and return
         them. Holds the chain head's lock until the caller's transaction ends: keep that
         transaction short (it is four statements, written in Core for that reason)."""
-        head = db.execute(select(AuditChainHead.last_seq, AuditChainHead.last_hash)
-                          .where(AuditChainHead.id == _HEAD_ID).with_for_update()).one_or_none()
+        head = db.execute(_HEAD_FOR_UPDATE).one_or_none()
         if head is None:
             raise RuntimeError("the audit chain head is missing; run `actas migrate`")
-        oldest = select(AuditStaged.id).order_by(AuditStaged.id).limit(limit)
-        # data as its stored text: a row someone wrote by hand may not even parse.
-        taken = db.execute(delete(AuditStaged).where(AuditStaged.id.in_(oldest.scalar_subquery()))
-                           .returning(AuditStaged.id, AuditStaged.mac,
-                                      *[cast(AuditStaged.data, Text) if name == "data"
-                                        else getattr(AuditStaged, name)
-                                        for name in STAGED_FIELDS])
-                           ).all()
+        taken = db.execute(_take_staged(limit)).all()
         if not taken:
             return []
         staged = [(self._unsealed(row), row) for row in sorted(taken, key=lambda row: row[0])]
         claimed = [fields["event_id"] for fields, _row in staged if fields is not None]
-        replayed = set(db.scalars(select(AuditEvent.id).where(AuditEvent.id.in_(claimed))))
+        replayed = set(db.scalars(_ALREADY_CHAINED, {"ids": claimed}))
         seq, prev_hash = head
         rows = []
         for fields, row in staged:
@@ -157,8 +171,7 @@ class AuditLog:
             rows.append({**hashed, "prev_hash": prev_hash, "hash": event_hash})
             prev_hash = event_hash
         db.execute(insert(AuditEvent), rows)
-        db.execute(update(AuditChainHead).where(AuditChainHead.id == _HEAD_ID)
-                   .values(last_seq=seq, last_hash=prev_hash))
+        db.execute(_MOVE_HEAD, {"seq": seq, "hash": prev_hash})
         return [AuditEvent(**row) for row in rows]
 
     def _unsealed(self, row: Sequence[Any]) -> dict[str, Any] | None:

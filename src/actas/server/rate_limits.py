@@ -24,13 +24,16 @@ budget at the end of one window and again at the start of the next.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, update
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as Db
+from sqlalchemy.sql.dml import ReturningInsert
 
 from actas._errors import TooManyRequests
 from actas.server.audit import RequestOrigin
@@ -88,10 +91,8 @@ def spend(db: Db, charges: Sequence[tuple[Budget, str]], *, now_ms: int, what: s
 
 def refund(db: Db, charge: Charge) -> None:
     """Give back what ``spend`` took (the attempt succeeded, so it was no failure)."""
-    for counter in charge.counters:
-        db.execute(update(RateLimitCounter)
-                   .where(_is(*counter), RateLimitCounter.hits > 0)
-                   .values(hits=RateLimitCounter.hits - 1))
+    for scope, key, start in charge.counters:
+        db.execute(_GIVE_BACK, {"b_scope": scope, "b_key": key, "b_start": start})
 
 
 def count(db: Db, *, scope: str, key: str, now_ms: int, window_ms: int = WINDOW_MS) -> int:
@@ -151,18 +152,29 @@ def _stored(key: str) -> str:
     return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def _is(scope: str, key: str, start: int) -> ColumnElement[bool]:
-    return and_(RateLimitCounter.scope == scope, RateLimitCounter.key == key,
-                RateLimitCounter.window_start == start)
-
-
 def _upsert(db: Db, scope: str, key: str, start: int, *, expires_at: int, add: int) -> int:
     """Add ``add`` to the counter, made if missing, and return its new count."""
-    insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(RateLimitCounter).values(
-        scope=scope, key=key, window_start=start, hits=add, expires_at=expires_at)
-    hits = db.execute(statement.on_conflict_do_update(
+    hits: int = db.execute(_add_to(db.get_bind().dialect.name), {
+        "scope": scope, "key": key, "window_start": start, "hits": add,
+        "expires_at": expires_at}).scalar_one()
+    return hits
+
+
+# The statements every rate-limited request runs, built once (building one costs
+# more Python than running it).
+_GIVE_BACK = (update(RateLimitCounter)
+              .where(RateLimitCounter.scope == bindparam("b_scope"),
+                     RateLimitCounter.key == bindparam("b_key"),
+                     RateLimitCounter.window_start == bindparam("b_start"),
+                     RateLimitCounter.hits > 0)
+              .values(hits=RateLimitCounter.hits - 1))
+
+
+@functools.cache
+def _add_to(dialect: str) -> ReturningInsert[Any]:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(RateLimitCounter)
+    return statement.on_conflict_do_update(
         index_elements=["scope", "key", "window_start"],
         set_={"hits": statement.excluded.hits + RateLimitCounter.hits},
-    ).returning(RateLimitCounter.hits)).scalar_one()
-    return int(hits)
+    ).returning(RateLimitCounter.hits)
