@@ -69,6 +69,7 @@ _HEAD_FOR_UPDATE = (select(AuditChainHead.last_seq, AuditChainHead.last_hash)
                     .where(AuditChainHead.id == _HEAD_ID).with_for_update())
 _ALREADY_CHAINED = select(AuditEvent.id).where(
     AuditEvent.id.in_(bindparam("ids", expanding=True)))
+_APPEND = insert(AuditEvent)
 _MOVE_HEAD = (update(AuditChainHead).where(AuditChainHead.id == _HEAD_ID)
               .values(last_seq=bindparam("seq"), last_hash=bindparam("hash")))
 
@@ -151,15 +152,20 @@ class AuditLog:
         """Move up to ``limit`` staged events into the chain, in staging order, and return
         them. Holds the chain head's lock until the caller's transaction ends: keep that
         transaction short (it is four statements, written in Core for that reason)."""
-        head = db.execute(_HEAD_FOR_UPDATE).one_or_none()
+        # Core statements on the transaction's connection: none of the ORM's work is
+        # needed here, and it would cost more than the statements. (Flushed first:
+        # the caller's transaction may hold events it staged and has not written.)
+        db.flush()
+        connection = db.connection()
+        head = connection.execute(_HEAD_FOR_UPDATE).one_or_none()
         if head is None:
             raise RuntimeError("the audit chain head is missing; run `actas migrate`")
-        taken = db.execute(_take_staged(limit)).all()
+        taken = connection.execute(_take_staged(limit)).all()
         if not taken:
             return []
         staged = [(self._unsealed(row), row) for row in sorted(taken, key=lambda row: row[0])]
         claimed = [fields["event_id"] for fields, _row in staged if fields is not None]
-        replayed = set(db.scalars(_ALREADY_CHAINED, {"ids": claimed}))
+        replayed = set(connection.scalars(_ALREADY_CHAINED, {"ids": claimed}))
         seq, prev_hash = head
         rows = []
         for fields, row in staged:
@@ -170,8 +176,8 @@ class AuditLog:
             event_hash = self._hash_of(prev_hash, hashed)
             rows.append({**hashed, "prev_hash": prev_hash, "hash": event_hash})
             prev_hash = event_hash
-        db.execute(insert(AuditEvent), rows)
-        db.execute(_MOVE_HEAD, {"seq": seq, "hash": prev_hash})
+        connection.execute(_APPEND, rows)
+        connection.execute(_MOVE_HEAD, {"seq": seq, "hash": prev_hash})
         return [AuditEvent(**row) for row in rows]
 
     def _unsealed(self, row: Sequence[Any]) -> dict[str, Any] | None:

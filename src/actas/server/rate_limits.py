@@ -92,7 +92,7 @@ def spend(db: Db, charges: Sequence[tuple[Budget, str]], *, now_ms: int, what: s
 def refund(db: Db, charge: Charge) -> None:
     """Give back what ``spend`` took (the attempt succeeded, so it was no failure)."""
     for scope, key, start in charge.counters:
-        db.execute(_GIVE_BACK, {"b_scope": scope, "b_key": key, "b_start": start})
+        db.connection().execute(_GIVE_BACK, {"b_scope": scope, "b_key": key, "b_start": start})
 
 
 def count(db: Db, *, scope: str, key: str, now_ms: int, window_ms: int = WINDOW_MS) -> int:
@@ -154,7 +154,7 @@ def _stored(key: str) -> str:
 
 def _upsert(db: Db, scope: str, key: str, start: int, *, expires_at: int, add: int) -> int:
     """Add ``add`` to the counter, made if missing, and return its new count."""
-    hits: int = db.execute(_add_to(db.get_bind().dialect.name), {
+    hits: int = db.connection().execute(_add_to(db.get_bind().dialect.name), {
         "scope": scope, "key": key, "window_start": start, "hits": add,
         "expires_at": expires_at}).scalar_one()
     return hits
