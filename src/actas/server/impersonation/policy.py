@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session as Db
 from sqlalchemy.orm import lazyload
 
@@ -55,14 +55,21 @@ class Requester:
         return cls("operator", operators.permissions(operator), operator)
 
 
+# Whether one of a user's addresses is an operator's: one statement, built once, whether
+# or not the user's addresses are loaded.
+_AN_OPERATORS_ADDRESS = (
+    select(Operator.id)
+    .join(EmailAddress, EmailAddress.email_address == Operator.email_address)
+    .where(EmailAddress.user_id == bindparam("user_id")).limit(1))
+# The target user without its addresses: only an operator's self-check reads them.
+_WITHOUT_ADDRESSES = (lazyload(User.email_addresses),)
+
+
 def is_protected(db: Db, user: User, settings: Settings) -> bool:
     """Protected: flagged so, marked by a metadata rule, or the app account of an operator."""
     if user.protected:
         return True
-    # One statement, whether or not the user's addresses are loaded.
-    if db.scalar(select(Operator.id)
-                 .join(EmailAddress, EmailAddress.email_address == Operator.email_address)
-                 .where(EmailAddress.user_id == user.id).limit(1)) is not None:
+    if db.scalar(_AN_OPERATORS_ADDRESS, {"user_id": user.id}) is not None:
         return True
     for rule in settings.protected_metadata_rules:
         path, _, expected = rule.partition("=")
@@ -198,8 +205,7 @@ def recheck(db: Db, settings: Settings, token: ActorToken, *, now_ms: int) -> Us
 
 def _check_target(db: Db, settings: Settings, *, requester: Requester, actor: dict[str, Any],
                   user_id: str) -> User:
-    # Its addresses only if they are needed (_is_self, for an operator): not eagerly.
-    user = db.get(User, user_id, options=[lazyload(User.email_addresses)])
+    user = db.get(User, user_id, options=_WITHOUT_ADDRESSES)
     if user is None:
         raise ImpersonationTargetNotFound(user_id=user_id)
     if _is_self(actor, user, requester):
