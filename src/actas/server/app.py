@@ -11,11 +11,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from starlette.types import Receive, Scope, Send
 
 import actas
 from actas.server import api_docs, backend_api, dashboard, frontend_api, worker
 from actas.server.db.engine import REQUEST_THREADS
-from actas.server.frontend_api.token_route import TokenRoute
+from actas.server.frontend_api import token_route
 from actas.server.http import errors
 from actas.server.http.limits import RequestLimits
 from actas.server.instance import Instance
@@ -31,6 +32,20 @@ sign-up, sign-in, the current client, session tokens.
 
 Every error is `{"errors": [{"code", "message", "long_message", "meta"}]}`.
 """
+
+
+class App(FastAPI):
+    """The app, with the session-token refresh (most of the traffic) answered before any
+    middleware or routing (see ``frontend_api.token_route``)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            found = token_route.PATH.fullmatch(scope["path"])
+            if found is not None:
+                scope["app"] = self
+                await token_route.serve(scope, receive, send, found.group(1))
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
@@ -50,7 +65,7 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
         finally:
             await instance.close_async()
 
-    app = FastAPI(
+    app = App(
         lifespan=lifespan,
         title="actas",
         version=actas.__version__,
@@ -83,7 +98,6 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
                 headers={"Retry-After": "1"})
         return JSONResponse({"status": "ready"})
 
-    app.add_middleware(TokenRoute)  # innermost: behind CORS and the body limits
     app.add_middleware(
         CORSMiddleware,
         allow_origins=sorted(instance.settings.trusted_origins),

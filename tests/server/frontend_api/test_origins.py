@@ -64,3 +64,39 @@ def test_cors_preflight_allows_credentials_only_for_allowed_origins(
     assert allowed["access-control-allow-origin"] == APP_ORIGIN
     assert allowed["access-control-allow-credentials"] == "true"
     assert "access-control-allow-origin" not in preflight("https://evil.example")
+
+
+def _cors_headers(response: object) -> dict[str, str]:
+    headers = response.headers  # type: ignore[attr-defined]
+    return {name: headers[name] for name in ("access-control-allow-origin",
+                                             "access-control-allow-credentials", "vary")
+            if name in headers}
+
+
+def test_the_token_refresh_answers_with_the_same_cors_headers_as_the_app(
+        backend: TestClient, browser: TestClient) -> None:
+    """The refresh is answered before the app's middleware (the hot path): its CORS
+    headers must still be those CORSMiddleware gives every other Frontend API answer,
+    on success and on refusal, for an allowed origin and a foreign one."""
+    create_user(backend)
+    session_id = sign_in(browser)
+    refresh = f"/v1/client/sessions/{session_id}/tokens"
+    other = f"/v1/client/sessions/{session_id}/tokens/may_act"
+    for origin in (APP_ORIGIN, "https://evil.example"):
+        minted = browser.post(refresh, json={}, headers={"Origin": origin})
+        refused = browser.post("/v1/client/sessions/sess_unknown/tokens", json={},
+                               headers={"Origin": origin})
+        by_the_app = browser.post(other, json={}, headers={"Origin": origin})
+        by_the_app_refused = browser.post("/v1/client/sessions/sess_unknown/tokens/may_act",
+                                          json={},
+                                          headers={"Origin": origin})
+        assert minted.status_code == (200 if origin == APP_ORIGIN else 403)
+        assert refused.status_code in (403, 404)
+        assert _cors_headers(minted) == _cors_headers(by_the_app), origin
+        assert _cors_headers(refused) == _cors_headers(by_the_app_refused), origin
+    assert _cors_headers(minted)["vary"] == "Origin"
+    assert "access-control-allow-origin" not in _cors_headers(minted)  # the foreign one
+    allowed = browser.post(refresh, json={})
+    assert _cors_headers(allowed) == {"access-control-allow-origin": APP_ORIGIN,
+                                      "access-control-allow-credentials": "true",
+                                      "vary": "Origin"}

@@ -48,7 +48,7 @@ def _own_session(db: Db, instance: Instance, request: Request,
              summary="Mint a fresh session token (also set as the __session cookie)")
 async def create_token(request: Request, session_id: str,
                        origin: str = Depends(trusted_origin)) -> Response:
-    """Served by ``token_route.TokenRoute`` ahead of this router (the hot path); this
+    """Served by ``token_route.serve`` ahead of the whole app (the hot path); this
     endpoint documents it and answers the same way."""
     return await token_route.respond(request, session_id, origin)
 

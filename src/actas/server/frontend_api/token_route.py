@@ -1,25 +1,26 @@
-"""``POST /v1/client/sessions/{id}/tokens`` served ahead of FastAPI's routing.
+"""``POST /v1/client/sessions/{id}/tokens`` served ahead of the whole app.
 
 Every signed-in browser calls it about every 50 s, so it is most of an
-install's traffic. ``TokenRoute`` sits inside the app's middleware (CORS, body
-limits) but before FastAPI's route matching, dependency injection and response
-model, which cost more than the database read itself; the FastAPI endpoint in
-``client.py`` describes the route in the OpenAPI document and answers the same
-way through ``respond``. Errors get the app's envelopes
-(``http.errors.response_for``).
+install's traffic. The app hands it to ``serve`` before any middleware
+(``app.App``): the middleware would cost more than the database read itself,
+and it needs none of it. It reads no body, so the body limits have nothing to
+limit; it adds the CORS headers the app's CORS middleware would (``_cors``);
+and every failure gets the app's error envelope (``http.errors.response_for``).
+The FastAPI endpoint in ``client.py`` describes the route in the OpenAPI
+document and answers the same way through ``respond``.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from sqlalchemy.engine import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from actas._errors import ImpersonationRefused, SessionNotActive
 from actas.server import sessions, token_refresh
@@ -28,7 +29,7 @@ from actas.server.http.origins import check_origin, instance_of, request_origin
 from actas.server.impersonation import ending
 from actas.server.instance import Instance
 
-PATH = re.compile(r"/v1/client/sessions/([^/]{1,64})/tokens")
+PATH = re.compile(r"/v1/client/sessions/([^/\x00]{1,64})/tokens")  # NUL: RequestLimits refuses it
 
 
 async def respond(request: Request, session_id: str, origin: str) -> Response:
@@ -87,20 +88,26 @@ def _check_reading(instance: Instance,
         return check(connection)
 
 
-class TokenRoute:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+async def serve(scope: Scope, receive: Receive, send: Send, session_id: str) -> None:
+    """Answer a refresh (``PATH`` matched ``scope``'s path, whose group is ``session_id``)."""
+    request = Request(scope, receive)
+    origin = request.headers.get("origin")
+    try:
+        response = await respond(
+            request, session_id, check_origin(instance_of(request).settings, request.headers))
+    except Exception as error:  # every failure gets the envelope the app would give
+        response = await errors.response_for(request, error)
+    if origin is not None:
+        _cors(response, origin, instance_of(request).settings.trusted_origins)
+    await response(scope, receive, send)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = (PATH.fullmatch(scope["path"])
-                 if scope["type"] == "http" and scope["method"] == "POST" else None)
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        try:
-            origin = check_origin(instance_of(request).settings, request.headers)
-            response = await respond(request, found.group(1), origin)
-        except Exception as error:  # every failure gets the envelope the app would give
-            response = await errors.response_for(request, error)
-        await response(scope, receive, send)
+
+def _cors(response: Response, origin: str, trusted: Collection[str]) -> None:
+    """The headers the app's ``CORSMiddleware`` adds to a response to a request from
+    ``origin`` (credentials allowed, origins listed): an allowed origin is mirrored,
+    and ``Vary: Origin`` either way."""
+    headers = response.headers
+    headers["access-control-allow-credentials"] = "true"
+    if origin in trusted:
+        headers["access-control-allow-origin"] = origin
+    headers["vary"] = ", ".join([*headers.getlist("vary"), "Origin"])
