@@ -125,13 +125,17 @@ def event_payload(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+_LISTENING = select(WebhookEndpoint).where(WebhookEndpoint.disabled.is_(False))  # built once
+
+
 def enqueue(db: Db, instance: Instance, events: Sequence[AuditEvent]) -> None:
     """Queue ``events`` for every endpoint that wants them, in the caller's transaction
     (the one that chains them into the audit log)."""
     if not events:
         return
-    endpoints = db.scalars(select(WebhookEndpoint)
-                           .where(WebhookEndpoint.disabled.is_(False))).all()
+    endpoints = db.scalars(_LISTENING).all()
+    if not endpoints:
+        return
     now = instance.now_ms()
     for event in events:
         for endpoint in endpoints:
