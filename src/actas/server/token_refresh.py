@@ -11,14 +11,16 @@ It is shaped for that:
 - it writes only when the session's last-active time is older than its touch
   interval (``sessions.touch_due``, five minutes at most), in a transaction of
   one conditional UPDATE (two for a user's own session); an impersonation is
-  signed under its session's row lock (``write_and_mint``).
+  re-checked against the policy and signed in one transaction, under its
+  session's row lock (``write_and_mint``).
 
 ``check`` and ``mint`` only read and compute, so the HTTP layer runs them on
 the event loop itself (``frontend_api.token_route``): on SQLite directly; on
 PostgreSQL the one statement (``OWN_SESSION_SQL``) goes through psycopg's async
 API (``db.loop_reads``) and ``check_read`` does the rest, so that no worker
-thread is involved. A write, or a read that needs more (an impersonation's
-policy, a refusal's details), goes to a worker thread.
+thread is involved. A write (with an impersonation's policy), or a read that
+needs more (a refusal's details, a key schedule to re-read), goes to a worker
+thread: no ORM work runs on the event loop.
 
 Every check the old path made is still made on every refresh: the session is
 active, belongs to the browser's client, its user is not banned, and an
@@ -87,10 +89,10 @@ def read_params(client_cookie: str | None, session_id: str) -> dict[str, str] | 
 
 def check(instance: Instance, connection: Connection, *, client_cookie: str | None,
           session_id: str) -> Checked:
-    """Every check of a refresh, reading only, through ``connection``
-    (``Instance.reading``). Raises ``SignedOut``, ``ResourceNotFound``,
-    ``SessionNotActive``, ``UserBanned`` or an ``ImpersonationRefused`` leaf (the
-    caller ends the impersonation)."""
+    """Every check of a refresh but an impersonation's policy (``write_and_mint``
+    re-checks it), reading only, through ``connection`` (``Instance.reading``).
+    Raises ``SignedOut``, ``ResourceNotFound``, ``SessionNotActive`` or
+    ``UserBanned``."""
     now = instance.now_ms()
     params = read_params(client_cookie, session_id)
     found = None if params is None else connection.execute(_OWN_SESSION, params).one_or_none()
@@ -98,22 +100,17 @@ def check(instance: Instance, connection: Connection, *, client_cookie: str | No
         with Db(bind=connection) as db:
             _refuse(db, client_cookie, session_id)
     row = _session(found, now)
-    if row.actor is not None:  # an impersonation: the policy again, every time
-        with Db(bind=connection) as db:
-            ending.require_still_allowed(db, instance, row)
     signer = instance.keys.current_signer(connection, now)
     return Checked(row, signer, now, sessions.touch_due(instance, row, now))
 
 
 def check_read(instance: Instance, found: Sequence[Any]) -> Checked | None:
     """``check`` for a row already read (``OWN_SESSION_SQL`` on the event loop), as far
-    as it needs nothing more from the database: ``None`` when the rest does (an
-    impersonation's policy, a key schedule to re-read), and the caller runs
-    ``check``. Raises ``SessionNotActive`` or ``UserBanned`` like ``check``."""
+    as it needs nothing more from the database: ``None`` when the rest does (a key
+    schedule to re-read), and the caller runs ``check``. Raises
+    ``SessionNotActive`` or ``UserBanned`` like ``check``."""
     now = instance.now_ms()
     row = _session(found, now)
-    if row.actor is not None:
-        return None
     signer = instance.keys.cached_signer(now)
     if signer is None:
         return None
@@ -134,18 +131,21 @@ def write_and_mint(instance: Instance, checked: Checked, *, azp: str | None
     """The refresh's write, when ``checked.needs_write``: last-active when due, in one
     conditional UPDATE that refuses a session ended since the check.
 
-    An impersonation's token is signed while that UPDATE (or a ``FOR UPDATE``
-    read) holds the session's row, and revocation, Stop and the kill switch lock
-    the row too: once they have answered, no token of the session is signed. A
-    user's own session is signed after the commit, so the write lock is never
-    held while signing it; its tokens then trail a revocation by at most one."""
+    An impersonation is re-checked against the policy (``ending.require_still_allowed``:
+    raises an ``ImpersonationRefused`` leaf, and the caller ends it) and its token
+    signed while that UPDATE (or a ``FOR UPDATE`` read) holds the session's row;
+    revocation, Stop and the kill switch lock the row too: once they have answered,
+    no token of the session is signed. A user's own session is signed after the
+    commit, so the write lock is never held while signing it; its tokens then trail
+    a revocation by at most one."""
     with instance.transaction() as db:
         if checked.touch_due:
             sessions.touch(db, instance, checked.session, checked.now_ms)
         else:
             sessions.require_active(sessions.get(db, checked.session.id, for_update=True),
                                     checked.now_ms)
-        if checked.session.actor is not None:
+        if checked.session.actor is not None:  # the policy again, every time
+            ending.require_still_allowed(db, instance, checked.session)
             return mint(instance, checked, azp=azp)
     return mint(instance, checked, azp=azp)
 

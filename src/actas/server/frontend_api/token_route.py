@@ -42,10 +42,10 @@ async def respond(request: Request, session_id: str, origin: str) -> Response:
     lock, so it runs as it is; on PostgreSQL a read is a network round trip that
     an outage can stretch to a timeout, so the one statement goes through psycopg's
     async API (``Instance.loop_reads``) and the loop serves other requests
-    meanwhile. What needs more from the database (a refusal's details, an
-    impersonation's policy, a key schedule to re-read every 10 s) and every
-    write (last-active due, an impersonation signed under its row's lock) go to
-    a worker thread."""
+    meanwhile. What needs more from the database (a refusal's details, a key
+    schedule to re-read every 10 s) and every write (last-active due, an
+    impersonation re-checked against the policy and signed under its row's lock)
+    go to a worker thread."""
     instance = instance_of(request)
     cookie = request.cookies.get(cookies.client_cookie_name(instance.settings))
     try:
