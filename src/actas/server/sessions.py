@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import BindParameter, ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session as Db
 
@@ -247,7 +247,7 @@ class SessionQuery:
     offset: int = 0
 
 
-def _status_clause(status: Status, now_ms: int) -> ColumnElement[bool]:
+def _status_clause(status: Status, now_ms: int | BindParameter[int]) -> ColumnElement[bool]:
     # The SQL twin of effective_status().
     lapsed_expired = and_(SessionRow.status == "active", SessionRow.expire_at <= now_ms,
                           SessionRow.expire_at <= SessionRow.abandon_at)
@@ -261,6 +261,13 @@ def _status_clause(status: Status, now_ms: int) -> ColumnElement[bool]:
     if status == "abandoned":
         return or_(SessionRow.status == "abandoned", lapsed_abandoned)
     return SessionRow.status == status
+
+
+# Every sign-in and every answer about a browser's client reads this: built once.
+_ACTIVE_OF_CLIENT = (select(SessionRow)
+                     .where(SessionRow.client_id == bindparam("client_id"),
+                            _status_clause("active", bindparam("now")))
+                     .order_by(SessionRow.id.desc()))
 
 
 def _filters(q: SessionQuery, now_ms: int) -> list[ColumnElement[bool]]:
@@ -308,8 +315,4 @@ def count_sessions(db: Db, q: SessionQuery, now_ms: int) -> int:
 
 def of_client(db: Db, client: Client, now_ms: int) -> Sequence[SessionRow]:
     """The client's sessions that are still active, newest first."""
-    return db.scalars(
-        select(SessionRow)
-        .where(SessionRow.client_id == client.id, _status_clause("active", now_ms))
-        .order_by(SessionRow.id.desc())
-    ).all()
+    return db.scalars(_ACTIVE_OF_CLIENT, {"client_id": client.id, "now": now_ms}).all()

@@ -6,7 +6,7 @@ from typing import Generic, TypeVar
 
 from fastapi import Request, Response
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session as Db
 
 from actas.server import clients, sessions
@@ -44,10 +44,12 @@ def client_or_new(db: Db, instance: Instance, request: Request, response: Respon
     return client
 
 
+_USERS = select(User).where(User.id.in_(bindparam("ids", expanding=True)))  # built once
+
+
 def render_client(db: Db, client: Client, now_ms: int) -> ClientObject:
     rows = sessions.of_client(db, client, now_ms)
-    users = {u.id: u for u in db.scalars(select(User).where(User.id.in_({s.user_id
-                                                                          for s in rows})))}
+    users = {u.id: u for u in db.scalars(_USERS, {"ids": list({s.user_id for s in rows})})}
     reasons = actor_tokens.reasons_of(db, rows)
     return client_object(client, [(s, users[s.user_id], reasons.get(s.id)) for s in rows],
                          now_ms)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import (
@@ -240,11 +240,14 @@ def list_tokens(db: Db, q: ActorTokenQuery) -> Sequence[ActorToken]:
                       .limit(q.limit).offset(q.offset)).all()
 
 
+_REASONS = select(ActorToken.id, ActorToken.reason).where(
+    ActorToken.id.in_(bindparam("ids", expanding=True)))  # built once
+
+
 def reasons_of(db: Db, sessions: Iterable[SessionRow]) -> dict[str, str | None]:
     """The reason behind each impersonation session among ``sessions``, by session id."""
     by_token = {s.actor_token_id: s.id for s in sessions if s.actor_token_id}
     if not by_token:
         return {}
-    rows = db.execute(select(ActorToken.id, ActorToken.reason)
-                      .where(ActorToken.id.in_(list(by_token)))).all()
+    rows = db.execute(_REASONS, {"ids": list(by_token)}).all()
     return {by_token[token_id]: reason for token_id, reason in rows}
