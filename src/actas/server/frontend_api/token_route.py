@@ -91,14 +91,14 @@ def _check_reading(instance: Instance,
 async def serve(scope: Scope, receive: Receive, send: Send, session_id: str) -> None:
     """Answer a refresh (``PATH`` matched ``scope``'s path, whose group is ``session_id``)."""
     request = Request(scope, receive)
-    origin = request.headers.get("origin")
+    settings = instance_of(request).settings
     try:
-        response = await respond(
-            request, session_id, check_origin(instance_of(request).settings, request.headers))
+        response = await respond(request, session_id, check_origin(settings, request.headers))
     except Exception as error:  # every failure gets the envelope the app would give
         response = await errors.response_for(request, error)
+    origin = request.headers.get("origin")
     if origin is not None:
-        _cors(response, origin, instance_of(request).settings.trusted_origins)
+        _cors(response, origin, settings.trusted_origins)
     await response(scope, receive, send)
 
 
