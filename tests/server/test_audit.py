@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session as Db
 from starlette.testclient import TestClient
 
@@ -411,6 +412,23 @@ def test_a_failed_chaining_never_fails_the_write_that_recorded_the_event(
     assert [e.type for e in _chained(instance)] == ["test.recorded"]
     with instance.snapshot() as db:
         assert instance.audit.verify(db).ok
+
+
+def test_a_write_that_fails_at_its_commit_fails_with_its_events(instance: Instance) -> None:
+    """The events are chained just before the commit on SQLite; the caller's own writes
+    are flushed first, so their failure (here a duplicate key) is the caller's error,
+    never logged away as a chaining failure while nothing was committed."""
+    counter = {"scope": "test", "key": "k", "window_start": 0, "hits": 1, "expires_at": 1}
+    with pytest.raises(IntegrityError), instance.transaction() as db:
+        instance.record(db, Record(type="test.lost"))
+        db.add(RateLimitCounter(**counter))
+        db.flush()
+        db.add(RateLimitCounter(**counter))  # the same key: refused when written
+
+    instance.chainer.chain_all()
+    assert _chained(instance) == []
+    with Db(instance.engine) as db:
+        assert db.scalar(select(func.count()).select_from(RateLimitCounter)) == 0
 
 
 def test_a_rolled_back_transaction_leaves_no_event(instance: Instance) -> None:

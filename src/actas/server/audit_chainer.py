@@ -98,11 +98,14 @@ class Chainer:
         database with one writer at a time (SQLite), whose write lock the caller holds
         anyway. In a savepoint: should chaining fail, the caller's work still commits,
         its events stay staged, and ``after_commit`` (then the worker) tries again."""
+        db.flush()  # the caller's own writes, outside the guard: their failure is theirs
         try:
             with db.begin_nested():
                 while self._chain_batch(db) == CHAIN_BATCH:
                     pass
         except Exception:
+            if not db.in_transaction() or not db.get_transaction().is_active:  # type: ignore[union-attr]
+                raise  # the caller's transaction itself failed: never report it as done
             log.exception("chaining staged audit events failed; retried after the commit")
             return
         db.info.pop(STAGED, None)

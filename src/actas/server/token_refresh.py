@@ -139,13 +139,17 @@ def write_and_mint(instance: Instance, checked: Checked, *, azp: str | None
     commit, so the write lock is never held while signing it; its tokens then trail
     a revocation by at most one."""
     with instance.transaction() as db:
+        if checked.session.actor is not None:  # the policy again, every time
+            # Before the session's row: revoking a grant locks the grant, then the
+            # sessions under it; the policy's share lock on the grant comes first here
+            # too, so the two never wait on each other in a circle (PostgreSQL).
+            ending.require_still_allowed(db, instance, checked.session)
         if checked.touch_due:
             sessions.touch(db, instance, checked.session, checked.now_ms)
         else:
             sessions.require_active(sessions.get(db, checked.session.id, for_update=True),
                                     checked.now_ms)
-        if checked.session.actor is not None:  # the policy again, every time
-            ending.require_still_allowed(db, instance, checked.session)
+        if checked.session.actor is not None:
             return mint(instance, checked, azp=azp)
     return mint(instance, checked, azp=azp)
 

@@ -94,8 +94,17 @@ def test_the_token_refresh_answers_with_the_same_cors_headers_as_the_app(
         assert refused.status_code in (403, 404)
         assert _cors_headers(minted) == _cors_headers(by_the_app), origin
         assert _cors_headers(refused) == _cors_headers(by_the_app_refused), origin
-    assert _cors_headers(minted)["vary"] == "Origin"
-    assert "access-control-allow-origin" not in _cors_headers(minted)  # the foreign one
+    assert _cors_headers(minted) == {"access-control-allow-credentials": "true",
+                                     "vary": "Origin"}  # the foreign one: not mirrored
+    # No Origin at all: refused, and only Vary, as the app answers.
+    browser.headers.pop("Origin")
+    try:
+        no_origin = browser.post(refresh, json={})
+        by_the_app = browser.post(other, json={})
+    finally:
+        browser.headers["Origin"] = APP_ORIGIN
+    assert no_origin.status_code == by_the_app.status_code == 403
+    assert _cors_headers(no_origin) == _cors_headers(by_the_app) == {"vary": "Origin"}
     allowed = browser.post(refresh, json={})
     assert _cors_headers(allowed) == {"access-control-allow-origin": APP_ORIGIN,
                                       "access-control-allow-credentials": "true",

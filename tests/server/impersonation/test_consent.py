@@ -10,15 +10,20 @@ another user's request; support overriding a "never".
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
 from actas.server import Instance, create_app, operators
 from actas.server.audit import RequestOrigin
 from actas.server.clock import FrozenClock
+from actas.server.db.schema import AccessRequest
+from actas.server.db.schema import Session as SessionRow
 from actas.server.impersonation import actor_tokens
 from actas.server.impersonation.policy import Requester
 from tests.conftest import APP_ORIGIN
@@ -30,6 +35,7 @@ from tests.support.flows import (
     redeem,
     sign_in,
 )
+from tests.support.receivers import wait_until
 
 HOUR = 3600
 
@@ -167,6 +173,54 @@ def test_revoking_a_grant_ends_the_impersonation_under_it_at_once(
         "type": "access_request.revoked"}).json()["data"]]
     assert event["data"]["ended_sessions"] == [session_id]
     assert backend.get("/v1/audit_events/verify").json()["ok"] is True
+
+
+def test_a_refresh_and_a_grant_revocation_never_wait_on_each_other_in_a_circle(
+        backend: TestClient, browser: TestClient, operator_browser: TestClient,
+        engine: Engine, database_url: str) -> None:
+    """Revoking a grant locks the grant, then the sessions under it. A refresh of an
+    impersonation under that grant re-checks the policy (a share lock on the grant)
+    before it locks its session: the same order, so a revocation arriving mid-refresh
+    waits its turn instead of deadlocking (PostgreSQL aborts one of two such
+    transactions, and the revocation could be the one that fails)."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: no row locks to order")
+    ada = _ada(backend, "ask")
+    asked = _ask(backend, ada["id"])
+    sign_in(browser)
+    browser.post(f"/v1/me/access_requests/{asked['id']}/grant", json={})
+    session_id = redeem(operator_browser, _token(backend, ada["id"], mode="read_only")
+                        .json()["token"])
+    mint(operator_browser, session_id)
+
+    answered: dict[str, Any] = {}
+
+    def refresh() -> None:
+        answered["refresh"] = operator_browser.post(
+            f"/v1/client/sessions/{session_id}/tokens", json={})
+
+    with engine.connect() as revoker:
+        revoker.begin()
+        revoker.execute(select(AccessRequest).where(AccessRequest.id == asked["id"])
+                        .with_for_update())  # the revocation's first lock
+        refreshing = threading.Thread(target=refresh)
+        refreshing.start()
+        wait_until(lambda: _waiting_for_locks(engine) == 1, timeout=60)
+        revoker.execute(text("SET LOCAL lock_timeout = '30s'"))
+        # Its second lock: free, since the waiting refresh holds no lock on the session.
+        revoker.execute(select(SessionRow).where(SessionRow.id == session_id)
+                        .with_for_update())
+        revoker.rollback()
+    refreshing.join(60)
+    assert answered["refresh"].status_code == 200, answered["refresh"].text
+
+
+def _waiting_for_locks(engine: Engine) -> int:
+    with engine.connect() as connection:
+        waiting: int = connection.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'")).scalar_one()
+        return waiting
 
 
 def test_access_offered_unasked_lets_any_operator_in_read_only(

@@ -96,18 +96,17 @@ async def serve(scope: Scope, receive: Receive, send: Send, session_id: str) -> 
         response = await respond(request, session_id, check_origin(settings, request.headers))
     except Exception as error:  # every failure gets the envelope the app would give
         response = await errors.response_for(request, error)
-    origin = request.headers.get("origin")
-    if origin is not None:
-        _cors(response, origin, settings.trusted_origins)
+    _cors(response, request.headers.get("origin"), settings.trusted_origins)
     await response(scope, receive, send)
 
 
-def _cors(response: Response, origin: str, trusted: Collection[str]) -> None:
+def _cors(response: Response, origin: str | None, trusted: Collection[str]) -> None:
     """The headers the app's ``CORSMiddleware`` adds to a response to a request from
-    ``origin`` (credentials allowed, origins listed): an allowed origin is mirrored,
-    and ``Vary: Origin`` either way."""
+    ``origin`` (credentials allowed, origins listed): with an origin, credentials, and
+    an allowed origin mirrored; ``Vary: Origin`` always."""
     headers = response.headers
-    headers["access-control-allow-credentials"] = "true"
-    if origin in trusted:
-        headers["access-control-allow-origin"] = origin
+    if origin is not None:
+        headers["access-control-allow-credentials"] = "true"
+        if origin in trusted:
+            headers["access-control-allow-origin"] = origin
     headers["vary"] = ", ".join([*headers.getlist("vary"), "Origin"])
