@@ -11,8 +11,8 @@ It is shaped for that:
 - it writes only when the session's last-active time is older than its touch
   interval (``sessions.touch_due``, five minutes at most), in a transaction of
   one conditional UPDATE (two for a user's own session); an impersonation is
-  re-checked against the policy and signed in one transaction, under its
-  session's row lock (``write_and_mint``).
+  re-checked against the policy, then signed under its session's row lock, in
+  one transaction (``write_and_mint``).
 
 ``check`` and ``mint`` only read and compute, so the HTTP layer runs them on
 the event loop itself (``frontend_api.token_route``): on SQLite directly; on
@@ -131,9 +131,10 @@ def write_and_mint(instance: Instance, checked: Checked, *, azp: str | None
     """The refresh's write, when ``checked.needs_write``: last-active when due, in one
     conditional UPDATE that refuses a session ended since the check.
 
-    An impersonation is re-checked against the policy (``ending.require_still_allowed``:
-    raises an ``ImpersonationRefused`` leaf, and the caller ends it) and its token
-    signed while that UPDATE (or a ``FOR UPDATE`` read) holds the session's row;
+    An impersonation is first re-checked against the policy
+    (``ending.require_still_allowed``: raises an ``ImpersonationRefused`` leaf, and
+    the caller ends it), then its token is signed while that UPDATE (or a ``FOR
+    UPDATE`` read) holds the session's row;
     revocation, Stop and the kill switch lock the row too: once they have answered,
     no token of the session is signed. A user's own session is signed after the
     commit, so the write lock is never held while signing it; its tokens then trail
