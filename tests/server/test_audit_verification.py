@@ -10,6 +10,8 @@ a forged checkpoint is caught, and ``actas audit verify`` resumes.
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
@@ -146,6 +148,36 @@ def test_a_rewound_checkpoint_is_caught(instance: Instance, engine: Engine) -> N
         connection.execute(AuditCheckpoint.__table__.delete())
     result = audit_verification.status(instance)
     assert not result.ok and "went back" in (result.problem or "")
+
+
+def test_a_status_that_moves_the_checkpoint_during_another_is_no_rewind(
+        instance: Instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker's round and a dashboard view run at once: the view's snapshot
+    # starts, the worker moves the checkpoint on and commits, then the view reads the
+    # checkpoint its snapshot still shows. That is an older one, not a rewound one.
+    _append(instance, 3)
+    assert audit_verification.status(instance).verified_through == 3
+    _append(instance, 2)
+    audit = instance.audit
+    head_seq = audit.head_seq
+    meanwhile: list[audit_verification.ChainStatus] = []
+    interleaved: list[bool] = []
+
+    def head_seq_then_the_worker(db):  # type: ignore[no-untyped-def]
+        seen = head_seq(db)  # the view's snapshot has begun
+        if not interleaved:  # once, in the view (the worker's own call passes through)
+            interleaved.append(True)
+            worker = threading.Thread(
+                target=lambda: meanwhile.append(audit_verification.status(instance)))
+            worker.start()
+            worker.join()
+        return seen
+
+    monkeypatch.setattr(audit, "head_seq", head_seq_then_the_worker)
+    view = audit_verification.status(instance)
+    assert meanwhile[0].ok and meanwhile[0].verified_through == 5
+    assert view.ok, view.problem
+    assert view.verified_through == 5
 
 
 def test_a_forged_full_pass_row_is_kept_as_evidence(instance: Instance, engine: Engine,

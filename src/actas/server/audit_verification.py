@@ -60,6 +60,10 @@ class ChainStatus:
 def status(instance: Instance, *, max_new: int = STATUS_MAX_NEW) -> ChainStatus:
     """The chain's status from its checkpoint plus at most ``max_new`` newer events."""
     audit = instance.audit
+    # Read before the snapshot starts: every checkpoint it vouches for was committed
+    # before then, so the snapshot sees it. (Read later, a status that committed while
+    # this snapshot was open would count as a rewind.)
+    high_water = audit.verified_high_water
     with instance.snapshot() as db:
         head_seq = audit.head_seq(db)
         try:
@@ -70,14 +74,14 @@ def status(instance: Instance, *, max_new: int = STATUS_MAX_NEW) -> ChainStatus:
                                head_hash=GENESIS, last_full_check_at=None, problem=str(forged))
         start = checkpoint or Checkpoint(VERIFIED, 0, GENESIS)
         last_full = full.completed_at if full else None
-        if start.seq < audit.verified_high_water:
+        if start.seq < high_water:
             # Checkpoints only move forward: a removed or replayed row is someone
             # rewinding the bookkeeping to hide what came after it.
             return ChainStatus(
                 ok=False, verified_through=start.seq, head_seq=head_seq,
                 head_hash=start.hash, last_full_check_at=last_full,
                 problem=f"the verified checkpoint went back from event "
-                        f"{audit.verified_high_water} to {start.seq}: it was removed or "
+                        f"{high_water} to {start.seq}: it was removed or "
                         "replaced with an older one")
         if full is not None and full.problem:
             return _broken(full.problem, start, head_seq, last_full)
