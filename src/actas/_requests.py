@@ -37,11 +37,20 @@ def _from_cookie_header(value: str | None) -> str | None:
     return None
 
 
+_BEARER = (b"Bearer ", b"bearer ", b"BEARER ")
+
+
 def _from_asgi_scope(scope: Mapping[str, Any]) -> str | None:
     cookie = None
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
-            token = _from_authorization(value.decode("latin-1"))
+            # Decoded without its scheme: one copy of the token fewer per request than
+            # decoding the header and then slicing it (what _from_authorization does).
+            token: str | None = None
+            if value.startswith(_BEARER):
+                token = value[7:].decode("latin-1")
+                if token[:1].isspace() or token[-1:].isspace():
+                    token = token.strip()
             if token:
                 return token
         elif name == b"cookie":

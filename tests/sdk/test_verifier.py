@@ -215,6 +215,30 @@ def test_bearer_wins_over_the_cookie() -> None:
     assert actas.authenticate_request({}, verifier=verifier).signed_out_reason == "missing"
 
 
+# How an Authorization header is read, the same whatever shape the request has: the
+# scheme in the three spellings clients send, spaces around the token tolerated, any
+# other scheme (or none) leaving the cookie to speak.
+AUTHORIZATIONS = {
+    "Bearer {t}": "user_header", "bearer {t}": "user_header", "BEARER {t}": "user_header",
+    "Bearer   {t}  ": "user_header", "Bearer \t{t}": "user_header",
+    "Basic {t}": "user_cookie", "Bearer ": "user_cookie", "Bearer": "user_cookie",
+    "{t}": "user_cookie", "Token {t}": "user_cookie",
+}
+
+
+@pytest.mark.parametrize(("value", "who"), list(AUTHORIZATIONS.items()),
+                         ids=list(AUTHORIZATIONS))
+def test_the_authorization_header_is_read_alike_in_every_shape(value: str, who: str) -> None:
+    verifier = offline_verifier()
+    header = value.format(t=sign(claims(sub="user_header")))
+    cookie = f"__session={sign(claims(sub='user_cookie'))}"
+    environ = {"HTTP_AUTHORIZATION": header, "HTTP_COOKIE": cookie}
+    scope = {"type": "http", "headers": [(b"authorization", header.encode("latin-1")),
+                                         (b"cookie", cookie.encode())]}
+    assert actas.authenticate_request(environ, verifier=verifier).user_id == who
+    assert actas.authenticate_request(scope, verifier=verifier).user_id == who
+
+
 def test_log_records_name_the_impersonator(caplog: pytest.LogCaptureFixture) -> None:
     verifier = offline_verifier()
     auth = verifier.verify(sign(claims(act={"sub": "op_alice"})))

@@ -37,7 +37,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from actas._activity import ActivityReporter
 from actas._auth import Auth
 from actas._errors import ActasError
-from actas._logging import bind_auth
+from actas._logging import _current
 from actas._requests import authenticate_request
 from actas._verifier import Verifier
 from actas.integrations import (
@@ -101,8 +101,11 @@ class AuthMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         auth = authenticate_request(request, verifier=self.verifier)
         request.auth = auth  # type: ignore[attr-defined]
-        with bind_auth(auth):
+        bound = _current.set(auth)  # what bind_auth does, without a generator per request
+        try:
             response = self.get_response(request)
+        finally:
+            _current.reset(bound)
         if self.reporter is not None and auth.actor is not None:
             match = request.resolver_match
             self.reporter.record(

@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from actas._activity import ActivityReporter
 from actas._auth import Auth
 from actas._jwks import FetchWouldBlock
-from actas._logging import bind_auth
-from actas._requests import authenticate_request
+from actas._logging import _current
+from actas._requests import _from_asgi_scope, authenticate_request
 from actas._verifier import Verifier
 from actas.integrations import allow_in_read_only, allowed_in_read_only, read_only_error, refuses
 
@@ -61,20 +61,24 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            auth = authenticate_request(scope, verifier=self.verifier)
+            # authenticate_request, minus working out that a scope is a scope.
+            auth = self.verifier.authenticate(_from_asgi_scope(scope))
         except FetchWouldBlock:
             # The keys must be fetched (first request, or a rotated kid): do it off the loop.
             auth = await anyio.to_thread.run_sync(
                 lambda: authenticate_request(scope, verifier=self.verifier))
         scope["auth"] = auth
         scope.setdefault("state", {})["auth"] = auth
-        with bind_auth(auth):
+        bound = _current.set(auth)  # what bind_auth does, without a generator per request
+        try:
             if auth.actor is None:  # the usual case: nothing more to do
                 await self.app(scope, receive, send)
             elif scope["type"] == "websocket":
                 await self._impersonated_websocket(auth, scope, receive, send)
             else:
                 await self._impersonated(auth, scope, receive, send)
+        finally:
+            _current.reset(bound)
 
     async def _impersonated_websocket(self, auth: Auth, scope: Scope, receive: Receive,
                                       send: Send) -> None:
@@ -92,11 +96,12 @@ class AuthMiddleware:
     async def _impersonated(self, auth: Auth, scope: Scope, receive: Receive, send: Send
                             ) -> None:
         method = scope["method"]
-        route, template = _route(scope) if (self.reporter is not None
-                                            or refuses(auth, method)) else _UNKNOWN
+        refused = refuses(auth, method)
+        route, template = _route(scope) if (self.reporter is not None or refused
+                                            ) else _UNKNOWN
         # Fail closed: a path no route takes (to this middleware's eyes: a middleware
         # inside may rewrite it) is refused too, not left to the app.
-        if self.enforce_read_only and refuses(auth, method) \
+        if self.enforce_read_only and refused \
                 and not allowed_in_read_only(getattr(route, "endpoint", None)):
             error = read_only_error(method)
             response = JSONResponse({"errors": [error.to_dict()]}, status_code=403)
