@@ -10,12 +10,13 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
-from actas.server import Instance
+from actas.server import Instance, create_app, token_refresh
 from actas.server.clock import FrozenClock
 from actas.server.db.schema import Base, User
 from actas.server.db.schema import Session as SessionRow
+from actas.server.http.cookies import client_cookie_name
 from tests.conftest import APP_ORIGIN
-from tests.support.flows import create_user, error_code, mint, sign_in
+from tests.support.flows import create_actor_token, create_user, error_code, mint, redeem, sign_in
 
 SESSIONS = Base.metadata.tables[SessionRow.__tablename__]
 USERS = Base.metadata.tables[User.__tablename__]
@@ -221,3 +222,61 @@ def test_a_refresh_waits_for_no_writer(backend: TestClient, browser: TestClient,
             finally:
                 writer.rollback()  # lets a regressed refresh finish, to fail clearly
     assert pyjwt.decode(token, options={"verify_signature": False})["sid"] == session_id
+
+
+def test_the_driver_read_of_a_refresh_is_the_row_sqlalchemy_reads(
+        instance: Instance, backend: TestClient, browser: TestClient) -> None:
+    """On SQLite a refresh reads its row through sqlite3, not SQLAlchemy
+    (``token_refresh.read_on_sqlite``): the same values, of the same types, for a
+    user's own session, an impersonation (its JSON ``actor``) and a banned user."""
+    if instance.engine.dialect.name != "sqlite":
+        pytest.skip("the driver read is SQLite's; PostgreSQL's is tests/server/db")
+    user = create_user(backend)
+    own = sign_in(browser)
+    ticket = create_actor_token(backend, user["id"], actor={"name": "Alice Ops"})["token"]
+    with TestClient(create_app(instance), base_url="https://actas.test",
+                    headers={"Origin": APP_ORIGIN}) as support:
+        impersonation = redeem(support, ticket)
+        cookies_of = {own: browser.cookies, impersonation: support.cookies}
+
+        def both(session_id: str) -> tuple[object, object]:
+            cookie = cookies_of[session_id].get(client_cookie_name(instance.settings))
+            params = token_refresh.read_params(cookie, session_id)
+            assert params is not None
+            with instance.reading() as connection:
+                expected = connection.execute(
+                    token_refresh._OWN_SESSION, params).one_or_none()
+            return token_refresh.read_on_sqlite(instance, params), expected
+
+        for session_id in (own, impersonation):
+            read, expected = both(session_id)
+            assert read == tuple(expected)  # type: ignore[arg-type]
+            assert [type(v) for v in read] == [type(v) for v in expected]  # type: ignore[union-attr]
+        read, _ = both(impersonation)
+        assert isinstance(read, tuple) and read[4]["sub"] == "op_alice"  # the actor, parsed
+        assert read[4]["name"] == "Alice Ops" and read[-1] is False  # banned, a bool
+        backend.post(f"/v1/users/{user['id']}/ban")
+        read, expected = both(own)
+        assert isinstance(read, tuple) and read[-1] is True and read == tuple(expected)  # type: ignore[arg-type]
+        # Another browser's session, with this browser's cookie: no row at all.
+        other = token_refresh.read_params(
+            support.cookies.get(client_cookie_name(instance.settings)), own)
+        assert other is not None and token_refresh.read_on_sqlite(instance, other) is None
+
+
+def test_a_driver_error_in_the_refresh_read_answers_503(
+        instance: Instance, engine: Engine, backend: TestClient, browser: TestClient) -> None:
+    """sqlite3's own OperationalError (the refresh reads outside SQLAlchemy) answers as
+    SQLAlchemy's does: 503 ``database_unavailable``, never 500."""
+    if instance.engine.dialect.name != "sqlite":
+        pytest.skip("the driver read is SQLite's")
+    create_user(backend)
+    session_id = sign_in(browser)
+    mint(browser, session_id)
+    with engine.begin() as connection:  # the table the read needs is gone
+        connection.exec_driver_sql("ALTER TABLE sessions RENAME TO sessions_elsewhere")
+    refused = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={})
+    assert refused.status_code == 503 and error_code(refused) == "database_unavailable"
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE sessions_elsewhere RENAME TO sessions")
+    mint(browser, session_id)

@@ -38,30 +38,36 @@ async def respond(request: Request, session_id: str, origin: str) -> Response:
 
     The checks and the signature run right here on the event loop: a hop to a
     worker thread costs more than they do, and threads contending for the GIL
-    stretch the tail latency. On SQLite (WAL mode) a read is local and takes no
-    lock, so it runs as it is; on PostgreSQL a read is a network round trip that
-    an outage can stretch to a timeout, so the one statement goes through psycopg's
-    async API (``Instance.loop_reads``) and the loop serves other requests
-    meanwhile. What needs more from the database (a refusal's details, a key
-    schedule to re-read every 10 s) and every write (last-active due, an
-    impersonation re-checked against the policy and signed under its row's lock)
-    go to a worker thread."""
+    stretch the tail latency. The one statement of a refresh is read without
+    SQLAlchemy: on SQLite (WAL mode) a read is local and takes no lock, so it
+    runs as it is, through the driver (``token_refresh.read_on_sqlite``); on
+    PostgreSQL a read is a network round trip that an outage can stretch to a
+    timeout, so it goes through psycopg's async API (``Instance.loop_reads``)
+    and the loop serves other requests meanwhile. What needs more from the
+    database (a refusal's details, a key schedule to re-read every 10 s) runs
+    ``token_refresh.check`` (on SQLite on the loop, on PostgreSQL in a worker
+    thread); every write (last-active due, an impersonation re-checked against
+    the policy and signed under its row's lock) goes to a worker thread."""
     instance = instance_of(request)
     cookie = request.cookies.get(cookies.client_cookie_name(instance.settings))
     try:
         check = functools.partial(token_refresh.check, instance, client_cookie=cookie,
                                   session_id=session_id)
         checked = None
-        if instance.reads_never_wait:
-            with instance.reading() as connection:
-                checked = check(connection)
+        params = token_refresh.read_params(cookie, session_id)
+        if params is None:
+            found = None
+        elif instance.reads_never_wait:
+            found = token_refresh.read_on_sqlite(instance, params)
         else:
-            params = token_refresh.read_params(cookie, session_id)
-            found = (None if params is None else
-                     await instance.loop_reads.one(token_refresh.OWN_SESSION_SQL, params))
-            if found is not None:
-                checked = token_refresh.check_read(instance, found)
-            if checked is None:
+            found = await instance.loop_reads.one(token_refresh.OWN_SESSION_SQL, params)
+        if found is not None:
+            checked = token_refresh.check_read(instance, found)
+        if checked is None:  # a refusal to explain, or a key schedule to re-read
+            if instance.reads_never_wait:
+                with instance.reading() as connection:
+                    checked = check(connection)
+            else:
                 checked = await run_in_threadpool(_check_reading, instance, check)
         if checked.needs_write:
             token = await run_in_threadpool(
