@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import httpx
 import jwt as pyjwt
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from starlette.responses import Response
 from starlette.testclient import TestClient
 
 from actas.server import Instance, create_app, token_refresh
 from actas.server.clock import FrozenClock
 from actas.server.db.schema import Base, User
 from actas.server.db.schema import Session as SessionRow
-from actas.server.http.cookies import client_cookie_name
+from actas.server.http.cookies import client_cookie_name, session_cookie_header, set_session
 from tests.conftest import APP_ORIGIN
 from tests.support.flows import create_actor_token, create_user, error_code, mint, redeem, sign_in
 
@@ -280,3 +285,46 @@ def test_a_driver_error_in_the_refresh_read_answers_503(
     with engine.begin() as connection:
         connection.exec_driver_sql("ALTER TABLE sessions_elsewhere RENAME TO sessions")
     mint(browser, session_id)
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_the_session_cookie_header_is_the_one_starlette_writes(
+        instance: Instance, secure: bool) -> None:
+    """The refresh writes its Set-Cookie directly (``cookies.session_cookie_header``):
+    byte for byte what ``set_session`` writes through Starlette, for a JWT and for a
+    value that is not one (which takes Starlette's way)."""
+    settings = dataclasses.replace(instance.settings, cookie_secure=secure)
+    for value in (sign_in_jwt := "eyJhbGciOi.eyJzdWIiOi-_x.c2lnbmF0dXJl", "not a jwt; x=1"):
+        response = Response()
+        set_session(response, settings, value)
+        assert session_cookie_header(settings, value) == \
+            response.headers["set-cookie"].encode("latin-1")
+    assert (b"; Secure" in session_cookie_header(settings, sign_in_jwt)) is secure
+
+
+def test_the_refresh_ahead_of_the_app_answers_as_the_apps_own_route(
+        instance: Instance, backend: TestClient, browser: TestClient) -> None:
+    """``App`` answers the refresh before its middleware; the FastAPI route (reached
+    here by calling FastAPI past ``App``) must give the same status and headers."""
+    app = create_app(instance)
+
+    async def past_the_shortcut(scope: Any, receive: Any, send: Any) -> None:
+        await FastAPI.__call__(app, scope, receive, send)
+
+    create_user(backend)
+    session_id = sign_in(browser)
+    refresh = f"/v1/client/sessions/{session_id}/tokens"
+    with TestClient(past_the_shortcut, base_url="https://actas.test",
+                    headers={"Origin": APP_ORIGIN}) as routed:
+        routed.cookies = browser.cookies
+        for origin in (APP_ORIGIN, "https://actas.test"):
+            fast = browser.post(refresh, json={}, headers={"Origin": origin})
+            slow = routed.post(refresh, json={}, headers={"Origin": origin})
+            assert fast.status_code == slow.status_code == 200, (fast.text, slow.text)
+
+            def shape(response: httpx.Response) -> list[tuple[str, str]]:
+                jwt = response.json()["jwt"]
+                return [(name, value.replace(jwt, "JWT"))
+                        for name, value in response.headers.multi_items()]
+
+            assert shape(fast) == shape(slow), origin

@@ -28,13 +28,26 @@ from actas.server.http import cookies, errors
 from actas.server.http.origins import check_origin, instance_of, request_origin
 from actas.server.impersonation import ending
 from actas.server.instance import Instance
+from actas.server.session_tokens import SessionToken
 
 PATH = re.compile(r"/v1/client/sessions/([^/\x00]{1,64})/tokens")  # NUL: RequestLimits refuses it
 
 
 async def respond(request: Request, session_id: str, origin: str) -> Response:
     """Mint a token for ``session_id`` (the browser's own, checked) and answer with it,
-    also as the ``__session`` cookie.
+    also as the ``__session`` cookie (``serve`` gives the same answer, built directly)."""
+    token = await mint(request, session_id, origin)
+    response = Response(_body(token.jwt), media_type="application/json")
+    cookies.set_session(response, instance_of(request).settings, token.jwt)
+    return response
+
+
+def _body(jwt: str) -> bytes:
+    return b'{"object":"token","jwt":"%s"}' % jwt.encode("ascii")
+
+
+async def mint(request: Request, session_id: str, origin: str) -> SessionToken:
+    """A token for ``session_id`` (the browser's own, checked).
 
     The checks and the signature run right here on the event loop: a hop to a
     worker thread costs more than they do, and threads contending for the GIL
@@ -82,10 +95,7 @@ async def respond(request: Request, session_id: str, origin: str) -> Response:
         raise await run_in_threadpool(
             functools.partial(ending.end_refused, instance, session_id=session_id,
                               refusal=refusal, origin=request_origin(request))) from refusal
-    response = Response(b'{"object":"token","jwt":"%s"}' % token.jwt.encode("ascii"),
-                        media_type="application/json")
-    cookies.set_session(response, instance.settings, token.jwt)
-    return response
+    return token
 
 
 def _check_reading(instance: Instance,
@@ -98,12 +108,26 @@ async def serve(scope: Scope, receive: Receive, send: Send, session_id: str) -> 
     """Answer a refresh (``PATH`` matched ``scope``'s path, whose group is ``session_id``)."""
     request = Request(scope, receive)
     settings = instance_of(request).settings
+    origin = request.headers.get("origin")
     try:
-        response = await respond(request, session_id, check_origin(settings, request.headers))
+        token = await mint(request, session_id, check_origin(settings, request.headers))
     except Exception as error:  # every failure gets the envelope the app would give
         response = await errors.response_for(request, error)
-    _cors(response, request.headers.get("origin"), settings.trusted_origins)
-    await response(scope, receive, send)
+        _cors(response, origin, settings.trusted_origins)
+        await response(scope, receive, send)
+        return
+    # What respond() and _cors() give, written straight to the server: a Starlette
+    # Response with its cookie and CORS headers cost ~30 µs of a refresh's ~1 ms.
+    body = _body(token.jwt)
+    headers = [(b"content-length", b"%d" % len(body)), (b"content-type", b"application/json"),
+               (b"set-cookie", cookies.session_cookie_header(settings, token.jwt))]
+    if origin is not None:  # check_origin let it through: it is a trusted one
+        headers.append((b"access-control-allow-credentials", b"true"))
+        if origin in settings.trusted_origins:
+            headers.append((b"access-control-allow-origin", origin.encode("latin-1")))
+    headers.append((b"vary", b"Origin"))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _cors(response: Response, origin: str | None, trusted: Collection[str]) -> None:
