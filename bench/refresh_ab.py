@@ -1,9 +1,9 @@
 """Token refresh, two source trees side by side: which one costs less CPU per refresh?
 
     .venv/bin/python -m bench.refresh_ab --base /path/to/other/checkout/src \\
-        [--connections 16] [--cycles 8] [--seconds 4] [--database-url URL]
+        [--connections 16] [--cycles 8] [--seconds 4] [--workers 2]
 
-Starts ``actas serve`` from each tree (``PYTHONPATH`` set to it), signs in 64
+Starts ``actas serve`` on SQLite from each tree (``PYTHONPATH`` set to it), signs in 64
 browsers on each, and then alternates short wrk runs between the two, in
 turn order flipped every cycle, so that a neighbour's burst on a shared
 machine lands on both alike. Prints each tree's median req/s, refreshes per
@@ -35,9 +35,6 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--database-url", help="PostgreSQL (one database per tree: "
-                        "give a server URL whose database the trees may share only "
-                        "if their schemas agree)")
     args = parser.parse_args()
     print(describe())
     trees = {"base": args.base, "this tree": str(HERE)}
@@ -46,7 +43,7 @@ def main() -> None:
         servers = {}
         for name, source in trees.items():
             os.environ["PYTHONPATH"] = source  # serving() starts the server with it
-            url, pid = stack.enter_context(serving(args.database_url, args.workers))
+            url, pid = stack.enter_context(serving(None, args.workers))
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             sessions = scratch / "sessions.txt"
             sessions.write_text("".join(f"{sid} {cookie}\n"
