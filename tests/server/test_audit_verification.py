@@ -10,6 +10,7 @@ a forged checkpoint is caught, and ``actas audit verify`` resumes.
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
@@ -178,6 +179,30 @@ def test_a_status_that_moves_the_checkpoint_during_another_is_no_rewind(
     assert meanwhile[0].ok and meanwhile[0].verified_through == 5
     assert view.ok, view.problem
     assert view.verified_through == 5
+
+
+def test_the_high_water_mark_only_rises_whoever_raises_it(
+        instance: Instance) -> None:
+    # The worker and dashboard views raise it at once; a lower value noted late (a
+    # slower walk that started earlier) must not bring it down, or a rewind to just
+    # above that value would go unseen.
+    audit = instance.audit
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        noted = [list(range(start, 20_000, 7)) for start in range(8)]
+        threads = [threading.Thread(target=lambda seqs=seqs: [audit.note_verified(q)
+                                                              for q in reversed(seqs)])
+                   for seqs in noted]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert audit.verified_high_water == max(max(seqs) for seqs in noted)
+    audit.note_verified(5)
+    assert audit.verified_high_water == max(max(seqs) for seqs in noted)
 
 
 def test_a_forged_full_pass_row_is_kept_as_evidence(instance: Instance, engine: Engine,

@@ -36,6 +36,7 @@ import functools
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,8 +125,16 @@ class AuditLog:
         self._checkpoint_key = derive_key(instance_secret, "audit-checkpoint")
         self._staged_key = derive_key(instance_secret, "audit-staged")
         # The furthest this process has seen the chain verified: a checkpoint found
-        # behind it was rewound (see audit_verification.status).
+        # behind it was rewound (see audit_verification.status). Raised by the worker
+        # and by dashboard views at once: only under the lock, only upwards.
         self.verified_high_water = 0
+        self._high_water_lock = threading.Lock()
+
+    def note_verified(self, seq: int) -> None:
+        """Raise ``verified_high_water`` to ``seq`` (never lower it)."""
+        with self._high_water_lock:
+            if seq > self.verified_high_water:
+                self.verified_high_water = seq
 
     def ensure_head(self, db: Db) -> None:
         if db.get(AuditChainHead, _HEAD_ID) is None:

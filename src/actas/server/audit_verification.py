@@ -94,7 +94,7 @@ def status(instance: Instance, *, max_new: int = STATUS_MAX_NEW) -> ChainStatus:
                            problem=walked.problem)
     if walked.events > start.seq:
         _move_verified(instance, walked)
-    audit.verified_high_water = max(audit.verified_high_water, walked.events)
+    audit.note_verified(walked.events)
     return ChainStatus(ok=True, verified_through=walked.events, head_seq=head_seq,
                        head_hash=walked.head_hash, last_full_check_at=last_full)
 

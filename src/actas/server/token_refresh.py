@@ -29,7 +29,8 @@ impersonation is still allowed by the policy (``ending.require_still_allowed``).
 
 from __future__ import annotations
 
-import functools
+import sqlite3
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -37,6 +38,7 @@ from typing import Any, NoReturn
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import UserBanned
@@ -90,13 +92,23 @@ def read_on_sqlite(instance: Instance, params: dict[str, str]) -> tuple[Any, ...
     pool (its pragmas set), in the driver's autocommit mode: one statement,
     one snapshot, no lock. Values go through the column types' own result
     processors (the JSON ``actor``, the boolean ``banned``), so the row is what
-    ``Connection.execute`` would have given. Errors are ``sqlite3``'s own
-    (``sqlite3.OperationalError`` answers 503, like SQLAlchemy's)."""
-    sql, names, processors = _compiled_for(instance.engine.dialect)
-    pooled = instance.engine.raw_connection()
+    ``Connection.execute`` would have given. A driver error is raised as
+    SQLAlchemy would raise it (``OperationalError`` answers 503), and the
+    connection that raised is closed rather than pooled again. A driver other
+    than ``sqlite3`` takes SQLAlchemy's way."""
+    engine = instance.engine
+    if engine.dialect.driver != "pysqlite":  # SQLAlchemy's name for the sqlite3 module
+        with instance.reading() as connection:
+            found = connection.execute(_OWN_SESSION, params).one_or_none()
+        return None if found is None else tuple(found)
+    sql, names, processors = _compiled_for(engine.dialect)
+    values = [params[name] for name in names]
+    pooled = engine.raw_connection()
     try:
-        row = pooled.driver_connection.execute(  # type: ignore[union-attr]
-            sql, [params[name] for name in names]).fetchone()
+        row = pooled.driver_connection.execute(sql, values).fetchone()  # type: ignore[union-attr]
+    except sqlite3.Error as error:
+        pooled.invalidate(error)
+        raise DBAPIError.instance(sql, values, error, sqlite3.Error) from error
     finally:
         pooled.close()
     if row is None:
@@ -105,12 +117,20 @@ def read_on_sqlite(instance: Instance, params: dict[str, str]) -> tuple[Any, ...
                  for process, value in zip(processors, row, strict=True))
 
 
-@functools.cache
+# Per dialect (one per engine), dropped with it: a process may make many (tests do).
+_COMPILED: weakref.WeakKeyDictionary[Dialect, tuple[str, list[str], list[Any]]] = (
+    weakref.WeakKeyDictionary())
+
+
 def _compiled_for(dialect: Dialect) -> tuple[str, list[str], list[Any]]:
-    compiled = _OWN_SESSION.compile(dialect=dialect)
-    processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
-                  for column in _OWN_SESSION.selected_columns]
-    return str(compiled), list(compiled.positiontup or ()), processors
+    compiled = _COMPILED.get(dialect)
+    if compiled is None:
+        statement = _OWN_SESSION.compile(dialect=dialect)
+        processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                      for column in _OWN_SESSION.selected_columns]
+        compiled = _COMPILED[dialect] = (str(statement), list(statement.positiontup or ()),
+                                         processors)
+    return compiled
 
 
 def read_params(client_cookie: str | None, session_id: str) -> dict[str, str] | None:

@@ -271,8 +271,8 @@ def test_the_driver_read_of_a_refresh_is_the_row_sqlalchemy_reads(
 
 def test_a_driver_error_in_the_refresh_read_answers_503(
         instance: Instance, engine: Engine, backend: TestClient, browser: TestClient) -> None:
-    """sqlite3's own OperationalError (the refresh reads outside SQLAlchemy) answers as
-    SQLAlchemy's does: 503 ``database_unavailable``, never 500."""
+    """sqlite3's own OperationalError (the refresh reads outside SQLAlchemy) is raised as
+    SQLAlchemy's: 503 ``database_unavailable``, never 500."""
     if instance.engine.dialect.name != "sqlite":
         pytest.skip("the driver read is SQLite's")
     create_user(backend)

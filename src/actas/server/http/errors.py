@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -163,7 +162,6 @@ _HANDLERS: list[tuple[type[Exception], Callable[[Request, Exception], Awaitable[
     (OperationalError, _on_database_busy),
     (PoolTimeout, _on_database_busy),  # every pooled connection busy for 30 s
     (psycopg.OperationalError, _on_database_busy),  # db.loop_reads, outside SQLAlchemy
-    (sqlite3.OperationalError, _on_database_busy),  # token_refresh.read_on_sqlite, too
     (Exception, _on_unexpected),
 ]
 
