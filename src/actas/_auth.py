@@ -35,8 +35,9 @@ class Actor(NamedTuple):
         inner = act.get("act")
         if inner is None:  # the usual case, kept short: this runs per first-seen token
             iss, sid = act.get("iss"), act.get("sid")
-            return cls(str(act.get("sub")), iss if type(iss) is str else None,
-                       sid if type(sid) is str else None, act, ())
+            # tuple.__new__: a frame less than the named tuple's __new__ (see _verifier).
+            return tuple.__new__(cls, (str(act.get("sub")), iss if type(iss) is str else None,
+                                       sid if type(sid) is str else None, act, ()))
         chain: list[Actor] = []
         while isinstance(inner, Mapping) and len(chain) < 16:
             chain.append(cls._one(inner, ()))

@@ -53,6 +53,7 @@ MAX_TOKEN_BYTES = 8 * 1024
 MAX_HEADER_BYTES = 1024
 _HEADER_CACHE_SIZE = 64
 _PKCS1 = padding.PKCS1v15()
+_new_tuple = tuple.__new__
 _SHA256 = hashes.SHA256()
 # base64url to base64, for binascii; standard base64's own '+' and '/' become '!',
 # which the strict decoder refuses: no extra pass over the token to find them.
@@ -232,12 +233,12 @@ class Verifier:
             raw = token.encode("ascii")
         except UnicodeEncodeError:
             raise TokenMalformed("A session token is ASCII.") from None
-        first = raw.find(b".")
-        second = raw.find(b".", first + 1)
         # Exactly two dots, and no '=': JWS segments are unpadded base64url.
-        if first < 0 or second < 0 or raw.find(b".", second + 1) >= 0 or b"=" in raw:
+        # (One split is cheaper than finding the dots and slicing three times.)
+        parts = raw.split(b".")
+        if len(parts) != 3 or b"=" in raw:
             raise TokenMalformed("A session token has three dot-separated parts.")
-        header_b64 = raw[:first]
+        header_b64, payload_b64, signature_b64 = parts
         header = self._headers.get(header_b64)
         kid, header_alg = header if header is not None else self._read_header(header_b64)
         key = self.keys.get(kid)
@@ -246,7 +247,6 @@ class Verifier:
                 f"The token says {header_alg!r} but its key verifies only {key.alg}.")
         # _b64decode, inlined for the two segments of every first-seen token.
         # (The signature matters most: it is the one segment not signed itself.)
-        signature_b64, payload_b64 = raw[second + 1:], raw[first + 1:second]
         if (signature_b64 and signature_b64[-1] not in _LAST[len(signature_b64) % 4]) or (
                 payload_b64 and payload_b64[-1] not in _LAST[len(payload_b64) % 4]):
             raise TokenMalformed("A token segment is not canonical base64url.")
@@ -259,12 +259,13 @@ class Verifier:
                                           strict_mode=True)
         except (binascii.Error, ValueError):
             raise TokenMalformed("A token segment is not valid base64url.") from None
+        signed = raw[:len(header_b64) + 1 + len(payload_b64)]  # header '.' payload
         try:
             if key.alg == "RS256":  # the default, called directly: one frame less per token
                 rsa_key: rsa.RSAPublicKey = key.key  # type: ignore[assignment]
-                rsa_key.verify(signature, raw[:second], _PKCS1, _SHA256)
+                rsa_key.verify(signature, signed, _PKCS1, _SHA256)
             else:
-                _jws.verify(key.key, key.alg, raw[:second], signature)
+                _jws.verify(key.key, key.alg, signed, signature)
         except InvalidSignature:
             raise TokenSignatureInvalid() from None
         # Claims, inlined (this runs for every first-seen token).
@@ -291,7 +292,10 @@ class Verifier:
             if type(act) is not dict or type(act.get("sub")) is not str:
                 raise TokenMalformed("The token's act claim is not an actor with a sub.")
             actor = Actor.from_claim(act)
-        return Auth(sub, get("sid"), actor, claims, token, None, max(nbf or 0, iat or 0))
+        # tuple.__new__ and not Auth(...): the named tuple's own __new__ is one Python
+        # frame more per first-seen token, for keyword defaults this call never uses.
+        return _new_tuple(Auth, (sub, get("sid"), actor, claims, token, None,
+                                 max(nbf or 0, iat or 0)))
 
     def _read_header(self, header_b64: bytes) -> tuple[str | None, str]:
         if len(header_b64) > MAX_HEADER_BYTES:
