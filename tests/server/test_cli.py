@@ -370,6 +370,37 @@ def test_serve_runs_several_worker_processes_on_one_database(tmp_path: Path) -> 
         assert "died" not in server.stderr(), server.output()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_access_log_has_every_request_but_a_successful_refresh(tmp_path: Path,
+                                                                   workers: str) -> None:
+    # Plain HTTP on loopback: the client cookie without Secure, so httpx sends it back.
+    env = actas_env(ACTAS_SECRET_KEY=CONFIGURED_SECRET_KEY, ACTAS_COOKIE_SECURE="false")
+    with ActasServer(["--data-dir", "data", "--workers", workers], cwd=tmp_path,
+                     env=env) as server:
+        with backend(server, CONFIGURED_SECRET_KEY) as api:
+            created = api.post("/v1/users", json={"email_address": ["ada@example.com"],
+                                                  "password": PASSWORD})
+            assert created.status_code == 200, server.output()
+        with http(server, headers={"Origin": server.url}) as browser:
+            signed_in = browser.post("/v1/client/sign_ins", json={
+                "identifier": "ada@example.com", "password": PASSWORD})
+            assert signed_in.status_code == 200, f"{signed_in.text}\n{server.output()}"
+            session_id = signed_in.json()["response"]["created_session_id"]
+            for _ in range(3):
+                minted = browser.post(f"/v1/client/sessions/{session_id}/tokens", json={})
+                assert minted.status_code == 200, f"{minted.text}\n{server.output()}"
+            refused = browser.post("/v1/client/sessions/sess_unknown/tokens", json={})
+            assert refused.status_code == 404, refused.text
+        # Lines are written as requests end; the refused refresh was the last one.
+        wait_until(lambda: "sess_unknown/tokens" in server.stdout(), server.output)
+
+    logged = server.stdout()
+    assert '"POST /v1/users HTTP/1.1" 200' in logged, server.output()
+    assert '"POST /v1/client/sign_ins HTTP/1.1" 200' in logged, server.output()
+    assert '"POST /v1/client/sessions/sess_unknown/tokens HTTP/1.1" 404' in logged
+    assert f"/v1/client/sessions/{session_id}/tokens" not in logged, server.output()
+
+
 # -- impersonate, and commands that read an existing install --------------------------------
 
 

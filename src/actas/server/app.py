@@ -113,8 +113,8 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
 def from_environment() -> FastAPI:
     """The serving app of one process of ``actas serve --workers N``, configured from the
     ``ACTAS_*`` environment that the parent process resolved (uvicorn's factory)."""
-    from actas.server.http import log_redaction
+    from actas.server.http import access_log
     from actas.server.settings import load_settings
 
-    log_redaction.install()  # each worker process configures its own loggers
+    access_log.install()  # each worker process configures its own loggers
     return create_app(Instance.start(load_settings()), background=True)

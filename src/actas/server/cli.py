@@ -190,7 +190,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from actas.server.app import create_app
-    from actas.server.http import log_redaction
+    from actas.server.http import access_log
 
     instance = _instance(args, host=args.host, port=args.port,
                          frontend_api_url=args.frontend_api_url,
@@ -224,7 +224,7 @@ def _serve(args: argparse.Namespace) -> None:
         uvicorn.run("actas.server.app:from_environment", factory=True, workers=args.workers,
                     host=settings.host, port=settings.port, **server_options(settings))
         return
-    log_redaction.install()
+    access_log.install()
     uvicorn.run(create_app(instance, background=True), host=settings.host, port=settings.port,
                 **server_options(settings))
 

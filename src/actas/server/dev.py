@@ -20,7 +20,7 @@ from sqlalchemy import select
 from actas.server import operators, users
 from actas.server.app import create_app
 from actas.server.db.schema import Operator
-from actas.server.http import log_redaction
+from actas.server.http import access_log
 from actas.server.instance import Instance
 from actas.server.settings import load_settings
 
@@ -118,7 +118,7 @@ actas dev — the impersonation story, end to end (SQLite in {config.data_dir})
   came, in which mode, and what they did; the Audit log shows every step.
 """, flush=True)
 
-    log_redaction.install()
+    access_log.install()
 
     async def serve_all() -> None:
         servers = [uvicorn.Server(uvicorn.Config(create_app(instance, background=True),

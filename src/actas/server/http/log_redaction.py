@@ -72,7 +72,3 @@ class RedactSecrets(logging.Filter):
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         return True
 
-
-def install() -> None:
-    """Attach the filter to uvicorn's access logger (call before serving)."""
-    logging.getLogger("uvicorn.access").addFilter(RedactSecrets())

@@ -1,0 +1,60 @@
+"""The access log: every request but a successful token refresh, with secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from actas.server.http.access_log import AccessLogFilter, install
+
+REFRESH = "/v1/client/sessions/sess_2b1c9Zq/tokens"
+
+
+def record(method: str, path: str, status: int) -> logging.LogRecord:
+    """An access record as uvicorn writes it."""
+    return logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                             '%s - "%s %s HTTP/%s" %d',
+                             ("127.0.0.1:5000", method, path, "1.1", status), None)
+
+
+@pytest.mark.parametrize("path", [REFRESH, f"{REFRESH}?_clerk_js_version=5.0.0"])
+def test_a_successful_refresh_is_not_logged(path: str) -> None:
+    assert not AccessLogFilter().filter(record("POST", path, 200))
+
+
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("POST", REFRESH, 401),                    # a refused refresh is logged
+    ("POST", REFRESH, 404),
+    ("POST", REFRESH, 429),
+    ("POST", REFRESH, 503),
+    ("OPTIONS", REFRESH, 200),                 # a preflight is another request
+    ("GET", REFRESH, 200),
+    ("POST", "/v1/client/sign_ins", 200),
+    ("POST", f"{REFRESH}/more", 200),          # not the refresh route
+    ("POST", "/v1/sessions/sess_2b1c9Zq/tokens", 200),  # the Backend API's mint
+])
+def test_every_other_request_is_logged(method: str, path: str, status: int) -> None:
+    assert AccessLogFilter().filter(record(method, path, status))
+
+
+def test_a_ticket_is_still_redacted() -> None:
+    logged = record("GET", "/v1/tickets/accept?ticket=tkt_abcdefgh", 303)
+    assert AccessLogFilter().filter(logged)
+    assert "tkt_abcdefgh" not in logged.getMessage() and "[redacted]" in logged.getMessage()
+
+
+def test_a_record_of_another_shape_is_kept() -> None:
+    other = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, "%s", ("x",), None)
+    assert AccessLogFilter().filter(other) and other.getMessage() == "x"
+
+
+def test_install_adds_the_filter_once() -> None:
+    logger = logging.getLogger("uvicorn.access")
+    before = list(logger.filters)
+    try:
+        install()
+        install()
+        assert sum(isinstance(each, AccessLogFilter) for each in logger.filters) == 1
+    finally:
+        logger.filters[:] = before
