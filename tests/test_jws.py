@@ -6,6 +6,7 @@ import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+import actas
 from actas._jws import Algorithm, PrivateKey, encode_compact, public_jwk
 
 PAYLOAD = {"sub": "user_1", "sid": "sess_1", "iat": 1_764_072_000}
@@ -69,3 +70,22 @@ def test_a_key_of_the_wrong_type_for_the_alg_raises_value_error(alg: Algorithm,
                                                                 key: PrivateKey) -> None:
     with pytest.raises(ValueError, match=alg):
         encode_compact({}, PAYLOAD, key, alg)
+
+
+@pytest.mark.parametrize("actor", [
+    {"sub": "op_1", "name": "José Ñúñez 山田", "email": "jose@example.com"},  # UTF-8, unescaped
+    {"sub": "op_1", "ticket": 2**70},  # beyond what orjson writes: json writes it
+    {"sub": "op_1", "nested": {"a": [1, 2.5, None, True, "\u2028"]}},
+])
+def test_any_json_claims_round_trip_through_pyjwt_and_the_sdk(actor: dict[str, object]) -> None:
+    key = _key("RS256")
+    payload = {**PAYLOAD, "iss": "https://actas.test", "exp": PAYLOAD["iat"] + 60,
+               "act": actor}
+    token = encode_compact({"kid": "k1", "typ": "JWT"}, payload, key, "RS256")
+    assert pyjwt.decode(token, key.public_key(), algorithms=["RS256"],
+                        options={"verify_exp": False}) == payload
+    verifier = actas.Verifier(issuer="https://actas.test",
+                              jwks={"keys": [public_jwk(key.public_key(), kid="k1",
+                                                        alg="RS256")]},
+                              now=lambda: PAYLOAD["iat"])
+    assert verifier.verify(token).claims == payload

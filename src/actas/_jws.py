@@ -13,6 +13,7 @@ import base64
 import json
 from typing import Any, Literal
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -41,7 +42,15 @@ def b64url_decode(data: str) -> bytes:
 
 
 def json_segment(value: dict[str, Any]) -> str:
-    return b64url_encode(json.dumps(value, separators=(",", ":"), sort_keys=False).encode())
+    # orjson writes compact JSON (in UTF-8, not \u-escaped: RFC 8259 §8.1) several times
+    # faster than json.dumps, and it is what actas._verifier's cheapest proof expects.
+    # What it refuses to write (an integer beyond 64 bits in a caller's actor object,
+    # say) json still writes, as before.
+    try:
+        data = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return b64url_encode(data)
 
 
 def sign(private_key: PrivateKey, alg: Algorithm, signing_input: bytes) -> bytes:
