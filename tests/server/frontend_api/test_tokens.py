@@ -10,7 +10,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
+from sqlalchemy import inspect, update
 from sqlalchemy.engine import Engine
 from starlette.responses import Response
 from starlette.testclient import TestClient
@@ -267,6 +267,33 @@ def test_the_driver_read_of_a_refresh_is_the_row_sqlalchemy_reads(
         other = token_refresh.read_params(
             support.cookies.get(client_cookie_name(instance.settings)), own)
         assert other is not None and token_refresh.read_on_sqlite(instance, other) is None
+
+
+def test_the_refreshs_session_is_the_row_the_orm_loads(
+        instance: Instance, backend: TestClient, browser: TestClient) -> None:
+    """A refresh builds its session from the row it read, without the mapped constructor
+    (``token_refresh._session``): every column it read equals the ORM's loaded row, and
+    the object is transient, with no change for a flush to write."""
+    user = create_user(backend)
+    sign_in(browser)
+    ticket = create_actor_token(backend, user["id"], actor={"name": "Alice Ops"})["token"]
+    with TestClient(create_app(instance), base_url="https://actas.test",
+                    headers={"Origin": APP_ORIGIN}) as support:
+        session_id = redeem(support, ticket)
+        params = token_refresh.read_params(
+            support.cookies.get(client_cookie_name(instance.settings)), session_id)
+    assert params is not None
+    with instance.reading() as connection:
+        found = connection.execute(token_refresh._OWN_SESSION, params).one()
+    built = token_refresh._session(tuple(found), instance.now_ms())
+    with instance.snapshot() as db:
+        loaded = db.get(SessionRow, session_id)
+        assert loaded is not None
+        for column in token_refresh._COLUMNS:
+            assert getattr(built, column) == getattr(loaded, column), column
+    assert built.actor is not None and built.actor["name"] == "Alice Ops"
+    state = inspect(built)
+    assert state.transient and not state.modified
 
 
 def test_a_driver_error_in_the_refresh_read_answers_503(
