@@ -39,7 +39,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session as Db
 from sqlalchemy.orm import aliased
 
@@ -169,22 +179,12 @@ class _Claimed:
 def due_endpoints(instance: Instance, *, exclude: frozenset[str] = frozenset()) -> list[str]:
     """Endpoints whose oldest pending delivery is due (the one a lane sends first), whose
     lane is free and whose circuit is not open, longest-waiting first; ``exclude`` those
-    this process is sending to already."""
-    now = instance.now_ms()
-    older = aliased(WebhookDelivery)
-    with instance.transaction() as db:
-        rows = db.execute(
-            select(WebhookDelivery.endpoint_id, func.min(WebhookDelivery.next_attempt_at))
-            .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now,
-                   *_lane_free(now),
-                   ~exists().where(  # nothing older waits behind a retry: it is the head
-                       older.endpoint_id == WebhookDelivery.endpoint_id,
-                       older.status == "pending",
-                       or_(older.created_at < WebhookDelivery.created_at,
-                           and_(older.created_at == WebhookDelivery.created_at,
-                                older.id < WebhookDelivery.id))))
-            .group_by(WebhookDelivery.endpoint_id)).all()
+    this process is sending to already.
+
+    Every process asks every second, so it is a plain read (no write lock: the lane's
+    lease, taken next, is what decides) of a statement built once."""
+    with instance.reading() as connection:
+        rows = connection.execute(_DUE_ENDPOINTS, {"now": instance.now_ms()}).all()
     return [endpoint_id for endpoint_id, _waiting_since in sorted(rows, key=lambda r: r[1])
             if endpoint_id not in exclude]
 
@@ -277,12 +277,28 @@ class Dispatcher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _lane_free(now: int) -> tuple[ColumnElement[bool], ...]:
+def _lane_free(now: int | BindParameter[int]) -> tuple[ColumnElement[bool], ...]:
     """An endpoint a sender may take now: enabled, no live lease, circuit not open."""
     return (WebhookEndpoint.disabled.is_(False),
             or_(WebhookEndpoint.lease_until.is_(None), WebhookEndpoint.lease_until <= now),
             or_(WebhookEndpoint.circuit_open_until.is_(None),
                 WebhookEndpoint.circuit_open_until <= now))
+
+
+_OLDER = aliased(WebhookDelivery)
+_DUE_ENDPOINTS = (
+    select(WebhookDelivery.endpoint_id, func.min(WebhookDelivery.next_attempt_at))
+    .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+    .where(WebhookDelivery.status == "pending",
+           WebhookDelivery.next_attempt_at <= bindparam("now"),
+           *_lane_free(bindparam("now")),
+           ~exists().where(  # nothing older waits behind a retry: it is the head
+               _OLDER.endpoint_id == WebhookDelivery.endpoint_id,
+               _OLDER.status == "pending",
+               or_(_OLDER.created_at < WebhookDelivery.created_at,
+                   and_(_OLDER.created_at == WebhookDelivery.created_at,
+                        _OLDER.id < WebhookDelivery.id))))
+    .group_by(WebhookDelivery.endpoint_id))
 
 
 def _take_lane(instance: Instance, endpoint_id: str) -> str | None:
