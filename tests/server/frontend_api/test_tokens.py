@@ -257,6 +257,9 @@ def test_the_driver_read_of_a_refresh_is_the_row_sqlalchemy_reads(
             read, expected = both(session_id)
             assert read == tuple(expected)  # type: ignore[arg-type]
             assert [type(v) for v in read] == [type(v) for v in expected]  # type: ignore[union-attr]
+            # A second thread reading while the kept connection is busy reads pooled.
+            with token_refresh._DriverRead.of(instance.engine)._lock:
+                assert both(session_id)[0] == read
         read, _ = both(impersonation)
         assert isinstance(read, tuple) and read[4]["sub"] == "op_alice"  # the actor, parsed
         assert read[4]["name"] == "Alice Ops" and read[-1] is False  # banned, a bool
