@@ -1,7 +1,7 @@
 """Token refresh, two source trees side by side: which one costs less CPU per refresh?
 
     .venv/bin/python -m bench.refresh_ab --base /path/to/other/checkout/src \\
-        [--connections 16] [--cycles 8] [--seconds 4] [--workers 2]
+        [--connections 16] [--cycles 8] [--seconds 4] [--workers 2] [--sign-ins]
 
 Starts ``actas serve`` on SQLite from each tree (``PYTHONPATH`` set to it), signs in 64
 browsers on each, and then alternates short wrk runs between the two, in
@@ -23,7 +23,15 @@ import tempfile
 from pathlib import Path
 
 from bench.machine import describe
-from bench.refresh import BROWSERS, LUA, ORIGIN, serving, sign_in_browsers, wrk
+from bench.refresh import (
+    BROWSERS,
+    LUA,
+    ORIGIN,
+    serving,
+    sign_in_browsers,
+    signing_in_back_to_back,
+    wrk,
+)
 
 HERE = Path(__file__).resolve().parent.parent / "src"
 
@@ -35,6 +43,8 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--sign-ins", action="store_true",
+                        help="one client signing in back to back during each run")
     args = parser.parse_args()
     print(describe())
     trees = {"base": args.base, "this tree": str(HERE)}
@@ -56,10 +66,14 @@ def main() -> None:
         for cycle in range(args.cycles):
             order = list(servers.items())
             for name, (url, pid, script, wrk_args) in order[::1 if cycle % 2 == 0 else -1]:
-                run = wrk(url, name=name, seconds=args.seconds, connections=args.connections,
-                          script=script, args=wrk_args, server=pid)
+                with (signing_in_back_to_back(url) if args.sign_ins
+                      else contextlib.nullcontext()):
+                    run = wrk(url, name=name, seconds=args.seconds,
+                              connections=args.connections, script=script, args=wrk_args,
+                              server=pid)
                 runs[name].append((run.rps, run.per_cpu_second or 0.0, run.p99_ms))
-    print(f"\nrefresh, {args.connections} connections, --workers {args.workers}, "
+    during = ", password sign-ins running" if args.sign_ins else ""
+    print(f"\nrefresh, {args.connections} connections{during}, --workers {args.workers}, "
           f"{args.cycles} alternating runs of {args.seconds:.0f} s each (medians)")
     print(f"{'':12} {'req/s':>8} {'per CPU-s':>10} {'p99 ms':>8}   per CPU-s, run by run")
     for name, rows in runs.items():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from actas._errors import InvalidCredentials
-from actas.server.passwords import PasswordHasher, default_concurrency
+from actas.server.passwords import HASHING_NICENESS, PasswordHasher, default_concurrency
 
 CALLERS = 12
 SLOTS = 3
@@ -88,3 +89,20 @@ def test_by_default_the_bound_is_the_number_of_cores() -> None:
         hasher.verify(stored, "wrong horse")
     with pytest.raises(InvalidCredentials):
         hasher.verify(None, "anything")  # no such user: still refused after a hash
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="thread niceness is Linux's")
+def test_hashes_run_at_a_lower_cpu_priority_than_their_caller() -> None:
+    """So that on a busy machine a sign-in's hash waits, not every browser's refresh."""
+    seen: list[int] = []
+
+    class Recording(Instrumented):
+        def hash(self, password: str) -> str:
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return "hashed:" + password
+
+    hasher = PasswordHasher("test-only-insecure", max_concurrent=1, hasher=Recording())
+    hasher.hash("pw")
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen and all(niceness == min(caller + HASHING_NICENESS, 19) for niceness in seen)
+    assert caller == os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # unchanged
