@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
+import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -106,3 +108,25 @@ def test_hashes_run_at_a_lower_cpu_priority_than_their_caller() -> None:
     caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     assert seen and all(niceness == min(caller + HASHING_NICENESS, 19) for niceness in seen)
     assert caller == os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # unchanged
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
+def test_a_forked_child_hashes_on_threads_of_its_own() -> None:
+    hasher = PasswordHasher("test-only-insecure")  # its pool has a thread in this process
+    stored = hasher.hash("pw")
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a hash must finish, not wait on the parent's threads
+        try:
+            hasher.verify(stored, "pw")
+            os.write(write, b"ok")
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        ready, _, _ = select.select([read], [], [], 60)  # a bound on a hang, not a timing
+        assert ready and os.read(read, 2) == b"ok"
+    finally:
+        os.close(read)
+        os.kill(pid, signal.SIGKILL)  # a child stuck on a hash would never end by itself
+        os.waitpid(pid, 0)

@@ -79,6 +79,9 @@ def _lower_priority() -> None:
 # instance; a test suite makes many, and they must not make threads each).
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
+# A forked child has none of its parent's threads: it makes pools of its own (a hash
+# queued on the parent's pool there would wait forever).
+os.register_at_fork(after_in_child=_POOLS.clear)
 
 
 def _hashing_threads(size: int) -> ThreadPoolExecutor:
@@ -102,19 +105,19 @@ class PasswordHasher:
     def __init__(self, preset: PasswordPreset = "rfc9106-low-memory", *,
                  max_concurrent: int | None = None, hasher: Argon2 | None = None) -> None:
         self._hasher: Argon2 = hasher or PRESETS[preset]
-        self._pool = _hashing_threads(max_concurrent or default_concurrency())
+        self._threads = max_concurrent or default_concurrency()
         # Verified against when the user does not exist, so that a sign-in for
         # an unknown email costs the same time as one with a wrong password.
         self._dummy_hash = self.hash("actas-dummy-password")
 
     def hash(self, password: str) -> str:
-        return self._pool.submit(self._hasher.hash, password).result()
+        return _hashing_threads(self._threads).submit(self._hasher.hash, password).result()
 
     def verify(self, stored_hash: str | None, password: str) -> None:
         """Return if ``password`` matches ``stored_hash``; raise ``InvalidCredentials`` if not."""
         try:
-            self._pool.submit(self._hasher.verify, stored_hash or self._dummy_hash,
-                              password).result()
+            _hashing_threads(self._threads).submit(
+                self._hasher.verify, stored_hash or self._dummy_hash, password).result()
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             raise InvalidCredentials() from None
         if stored_hash is None:
