@@ -365,9 +365,9 @@ def test_serve_runs_several_worker_processes_on_one_database(tmp_path: Path) -> 
             fetched = api.get(f"/v1/users/{created.json()['id']}")
             assert fetched.status_code == 200, server.output()
         # Both processes come up (on a loaded machine the second may still be starting).
-        wait_until(lambda: len(set(re.findall(r"Started server process \[(\d+)\]",
-                                              server.stderr()))) >= 2, server.output)
-        assert "died" not in server.stderr(), server.output()
+        wait_until(lambda: len(set(re.findall(r"Started worker-(\d+)",
+                                              server.stdout()))) >= 2, server.output)
+        assert "Unexpected exit" not in server.output(), server.output()
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

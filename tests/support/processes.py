@@ -13,7 +13,7 @@ buffered exactly as it is for an operator.
 
 ``ActasServer`` writes the server's output to files rather than pipes: a chatty
 server can never block on a full pipe, and no pipe is left open for a
-``ResourceWarning``. It is ready once uvicorn says it is listening on *our*
+``ResourceWarning``. It is ready once the server says it is listening on *our*
 port and ``GET /healthz`` answers; the first alone proves nothing is serving
 yet, the second alone could be another process that holds the port.
 """
@@ -93,7 +93,7 @@ class ActasServer:
 
     ``stdout()``/``stderr()`` are everything the server wrote so far, across
     start attempts; ``stdout_when_listening`` is its stdout at the moment
-    uvicorn reported listening, before any request reached it.
+    the server reported listening, before any request reached it.
     """
 
     def __init__(self, args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None,
@@ -181,15 +181,15 @@ class ActasServer:
     def _wait_until_ready(self) -> bool:
         """True once ready; False if the port was taken; raise on any other failure."""
         assert self._process is not None
-        listening = f"Uvicorn running on {self.url}"
+        listening = f"Listening at: {self.url}"  # granian's line, on stdout
         deadline = time.monotonic() + self._startup_timeout
-        stderr_seen = len(self.stderr())
+        stdout_seen, stderr_seen = len(self.stdout()), len(self.stderr())
         while True:
             if self._process.poll() is not None:
-                if "address already in use" in self.stderr()[stderr_seen:]:
+                if "address already in use" in self.stderr()[stderr_seen:].lower():
                     return False
                 raise ServerNotReady(f"actas serve exited during start-up\n{self.output()}")
-            if listening in self.stderr()[stderr_seen:]:
+            if listening in self.stdout()[stdout_seen:]:
                 if self.stdout_when_listening is None:
                     self.stdout_when_listening = self.stdout()
                 if self._healthy():

@@ -11,7 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import actas
 from actas.server import api_docs, backend_api, dashboard, frontend_api, worker
@@ -21,6 +22,7 @@ from actas.server.http import errors
 from actas.server.http.limits import RequestLimits
 from actas.server.instance import Instance
 from actas.server.oauth import token_exchange
+from actas.server.settings import Settings
 
 DESCRIPTION = """\
 **Backend API** (`Authorization: Bearer sk_…`): users, sessions, JWKS, in the
@@ -110,11 +112,25 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
     return app
 
 
-def from_environment() -> FastAPI:
-    """The serving app of one process of ``actas serve --workers N``, configured from the
-    ``ACTAS_*`` environment that the parent process resolved (uvicorn's factory)."""
+def behind_proxies(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """``app`` as ``actas serve`` serves it: the client's address and scheme come from
+    ``X-Forwarded-For``/``-Proto`` only when the peer is one of
+    ``ACTAS_TRUSTED_PROXIES``, so that nobody else picks the address their rate limits
+    and audit events are counted under; without trusted proxies, as it is."""
+    if not settings.trusted_proxies:
+        return app
+    proxied: ASGIApp = ProxyHeadersMiddleware(
+        app, trusted_hosts=list(settings.trusted_proxies))  # type: ignore[arg-type,assignment]
+    return proxied
+
+
+def from_environment() -> ASGIApp:
+    """The serving app of one process of ``actas serve``, configured from the ``ACTAS_*``
+    environment that the parent process resolved (the server's factory, see
+    ``actas.server.serving``)."""
     from actas.server.http import access_log
     from actas.server.settings import load_settings
 
     access_log.install()  # each worker process configures its own loggers
-    return create_app(Instance.start(load_settings()), background=True)
+    settings = load_settings()
+    return behind_proxies(create_app(Instance.start(settings), background=True), settings)

@@ -15,7 +15,7 @@ from typing import Any
 
 from actas._errors import ActasError, ConfigurationInvalid, ResourceNotFound
 from actas.server.instance import Instance
-from actas.server.settings import Settings, load_settings
+from actas.server.settings import load_settings
 
 
 def _settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -167,30 +167,8 @@ def _require_database(database_url: str) -> None:
             "make run keep theirs in .actas/dev) or --database-url.")
 
 
-# uvicorn with its C parts (uvloop, httptools); proxy headers only from the proxies
-# ACTAS_TRUSTED_PROXIES names (see server_options), otherwise the socket's peer is the client.
-# With --workers, uvicorn kills and restarts a worker that does not answer its health
-# check in time: 5 s by default, which a worker starting on a saturated machine can
-# miss (seen under load: a healthy worker killed while starting). 60 s still finds a
-# hung one.
-SERVER_OPTIONS: dict[str, Any] = {"loop": "uvloop", "http": "httptools", "log_level": "info",
-                                  "proxy_headers": False, "timeout_worker_healthcheck": 60}
-
-
-def server_options(settings: Settings) -> dict[str, Any]:
-    """uvicorn's options for these settings: X-Forwarded-For and -Proto are believed
-    from the trusted proxies only, so rate limits and the audit log see the client."""
-    if not settings.trusted_proxies:
-        return dict(SERVER_OPTIONS)
-    return {**SERVER_OPTIONS, "proxy_headers": True,
-            "forwarded_allow_ips": ",".join(settings.trusted_proxies)}
-
-
 def _serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
-    from actas.server.app import create_app
-    from actas.server.http import access_log
+    from actas.server import serving
 
     instance = _instance(args, host=args.host, port=args.port,
                          frontend_api_url=args.frontend_api_url,
@@ -213,20 +191,20 @@ def _serve(args: argparse.Namespace) -> None:
     # Flushed now: under systemd or docker stdout is a pipe, and a key still in
     # the buffer when the process dies would be lost for good (only its hash is kept).
     sys.stdout.flush()
-    if args.workers > 1:
-        # Each process builds its own app from the environment, as this one resolved it.
-        flags = {"ACTAS_DATABASE_URL": args.database_url, "ACTAS_DATA_DIR": args.data_dir,
-                 "ACTAS_HOST": args.host, "ACTAS_PORT": args.port and str(args.port),
-                 "ACTAS_FRONTEND_API_URL": args.frontend_api_url,
-                 "ACTAS_ALLOWED_ORIGINS": args.allowed_origins}
-        os.environ.update({name: value for name, value in flags.items() if value})
-        instance.engine.dispose()
-        uvicorn.run("actas.server.app:from_environment", factory=True, workers=args.workers,
-                    host=settings.host, port=settings.port, **server_options(settings))
-        return
-    access_log.install()
-    uvicorn.run(create_app(instance, background=True), host=settings.host, port=settings.port,
-                **server_options(settings))
+    # Each process builds its own app from the environment, as this one resolved it.
+    flags = {"ACTAS_DATABASE_URL": args.database_url, "ACTAS_DATA_DIR": args.data_dir,
+             "ACTAS_HOST": args.host, "ACTAS_PORT": args.port and str(args.port),
+             "ACTAS_FRONTEND_API_URL": args.frontend_api_url,
+             "ACTAS_ALLOWED_ORIGINS": args.allowed_origins}
+    os.environ.update({name: value for name, value in flags.items() if value})
+    instance.engine.dispose()
+    try:
+        serving.server(settings, workers=args.workers).serve()
+    except RuntimeError as error:  # granian binds in Rust and says so in a RuntimeError
+        if "in use" not in str(error):
+            raise
+        raise ConfigurationInvalid(f"Cannot listen on {settings.host}:{settings.port}: "
+                                   "address already in use.") from None
 
 
 def _has_operators(instance: Instance) -> bool:

@@ -58,3 +58,30 @@ def test_install_adds_the_filter_once() -> None:
         assert sum(isinstance(each, AccessLogFilter) for each in logger.filters) == 1
     finally:
         logger.filters[:] = before
+
+
+def granian_record(method: str, path: str, query: str, status: int) -> logging.LogRecord:
+    """An access record as granian writes it (actas serve): its atoms, the query apart."""
+    return logging.LogRecord("granian.access", logging.INFO, __file__, 1,
+                             '%(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d',
+                             ({"addr": "127.0.0.1", "method": method, "path": path,
+                               "query_string": query, "protocol": "HTTP/1.1",
+                               "status": status, "dt_ms": 1.0},), None)
+
+
+def test_granians_records_are_judged_alike() -> None:
+    assert not AccessLogFilter().filter(granian_record("POST", REFRESH, "", 200))
+    assert not AccessLogFilter().filter(granian_record("POST", REFRESH, "_clerk_js=5", 200))
+    refused = granian_record("POST", REFRESH, "", 401)
+    assert AccessLogFilter().filter(refused)
+    assert refused.getMessage() == f'127.0.0.1 - "POST {REFRESH} HTTP/1.1" 401'
+
+
+def test_granians_query_is_logged_with_its_path_and_redacted() -> None:
+    ticket = granian_record("GET", "/v1/tickets/accept", "%74icket=tkt_abcdefgh&x=1", 303)
+    assert AccessLogFilter().filter(ticket)
+    assert ticket.getMessage() == \
+        '127.0.0.1 - "GET /v1/tickets/accept?%74icket=[redacted]&x=1 HTTP/1.1" 303'
+    secret_path = granian_record("GET", "/v1/tickets/accept%3Fticket%3Dtkt_abcdefgh", "", 404)
+    assert AccessLogFilter().filter(secret_path)
+    assert "tkt_abcdefgh" not in secret_path.getMessage()

@@ -2,34 +2,30 @@
 peer is a proxy named in ACTAS_TRUSTED_PROXIES; anyone else's header is ignored, so a
 client cannot pick the address its rate limits and audit events are counted under.
 
-The app runs wrapped exactly as ``actas serve`` wraps it (uvicorn's own Config)."""
+The app runs wrapped exactly as ``actas serve`` wraps it (``app.behind_proxies``)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import uvicorn
 from starlette.testclient import TestClient
+from starlette.types import ASGIApp
 
 from actas.server import Instance, create_app
-from actas.server.cli import server_options
+from actas.server.app import behind_proxies
 from tests.conftest import APP_ORIGIN
 from tests.support.flows import PASSWORD, create_user
 
 PROXY = ("10.0.0.5", 40000)
 
 
-def _served(instance: Instance, trusted: tuple[str, ...]) -> uvicorn.Config:
+def _served(instance: Instance, trusted: tuple[str, ...]) -> ASGIApp:
     settings = dataclasses.replace(instance.settings, trusted_proxies=trusted)
-    options = {k: v for k, v in server_options(settings).items()
-               if k in ("proxy_headers", "forwarded_allow_ips")}
-    config = uvicorn.Config(create_app(instance), **options)
-    config.load()
-    return config
+    return behind_proxies(create_app(instance), settings)
 
 
-def _failed_sign_in_from(config: uvicorn.Config, peer: tuple[str, int]) -> None:
-    with TestClient(config.loaded_app, base_url="https://actas.test", client=peer,
+def _failed_sign_in_from(app: ASGIApp, peer: tuple[str, int]) -> None:
+    with TestClient(app, base_url="https://actas.test", client=peer,
                     headers={"X-Forwarded-For": "203.0.113.9", "Origin": APP_ORIGIN}
                     ) as client:
         refused = client.post("/v1/client/sign_ins", json={"identifier": "ada@example.com",

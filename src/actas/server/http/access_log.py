@@ -8,39 +8,60 @@ formatting and writing them cost a tenth of a refresh's CPU. A refused
 refresh (401, 403, 404, 429, 5xx) is logged like any other request, so is
 every other route.
 
-The filter reads uvicorn's access record as uvicorn writes it:
-``(client, method, path with query, HTTP version, status)``. A record of
-any other shape is only redacted.
+The filter reads the access records as the servers write them: uvicorn's
+``(client, method, path with query, HTTP version, status)`` and granian's
+mapping of ``method``, ``path``, ``query_string``, ``status`` and more. A
+record of any other shape is only redacted.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from actas.server.frontend_api.token_route import PATH as REFRESH_PATH
-from actas.server.http.log_redaction import RedactSecrets
+from actas.server.http.log_redaction import RedactSecrets, redact
 
-ACCESS_LOGGER = "uvicorn.access"
+# uvicorn's (``actas dev``) and granian's (``actas serve``).
+ACCESS_LOGGERS = ("uvicorn.access", "granian.access")
 
 
-def is_successful_refresh(args: object) -> bool:
-    """Whether an access record's arguments are a token refresh that succeeded."""
-    if not isinstance(args, tuple) or len(args) != 5:
-        return False
-    _client, method, path, _version, status = args
+def _is_refresh(method: object, path: object, status: object) -> bool:
     return (status == 200 and method == "POST" and isinstance(path, str)
             and REFRESH_PATH.fullmatch(path.partition("?")[0]) is not None)
 
 
+def is_successful_refresh(args: object) -> bool:
+    """Whether an access record's arguments are a token refresh that succeeded."""
+    if isinstance(args, Mapping):  # granian's atoms
+        return _is_refresh(args.get("method"), args.get("path"), args.get("status"))
+    if isinstance(args, tuple) and len(args) == 5:  # uvicorn's
+        _client, method, path, _version, status = args
+        return _is_refresh(method, path, status)
+    return False
+
+
 class AccessLogFilter(RedactSecrets):
     def filter(self, record: logging.LogRecord) -> bool:
-        if is_successful_refresh(record.args):
+        args = record.args
+        if isinstance(args, Mapping) and "path" in args and "query_string" in args:
+            # granian's: the query apart; rejoined, so that it is judged and redacted
+            # as the server reads it, and logged where the format prints the path.
+            query = args["query_string"]
+            record.args = args = {**args, "path": f"{args['path']}?{query}" if query
+                                  else args["path"], "query_string": ""}
+        if is_successful_refresh(args):
             return False
+        if isinstance(args, Mapping):
+            record.args = {name: redact(value) if name == "path" and isinstance(value, str)
+                           else value for name, value in args.items()}
+            return True
         return super().filter(record)
 
 
 def install() -> None:
-    """Attach the filter to uvicorn's access logger (call before serving), once."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(each, AccessLogFilter) for each in logger.filters):
-        logger.addFilter(AccessLogFilter())
+    """Attach the filter to the access loggers (call before serving), once each."""
+    for name in ACCESS_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(each, AccessLogFilter) for each in logger.filters):
+            logger.addFilter(AccessLogFilter())
