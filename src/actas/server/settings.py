@@ -375,7 +375,7 @@ def _smtp_url(value: Any) -> Secret:
 
 
 def _networks(value: Any) -> tuple[str, ...]:
-    """Addresses or CIDR networks, as uvicorn's ``forwarded_allow_ips`` takes them. A
+    """Addresses or CIDR networks, as uvicorn's proxy-headers middleware takes them. A
     wildcard is refused: believing every peer lets any client choose its address."""
     items = [i.strip() for i in value.split(",")] if isinstance(value, str) else list(value)
     out: list[str] = []

@@ -26,8 +26,8 @@ def instance_of(request: Request) -> Instance:
 def request_origin(request: Request) -> RequestOrigin:
     """Where the request came from, for the audit log.
 
-    The peer address as the ASGI server reports it; behind a proxy, run
-    uvicorn with ``--proxy-headers`` and ``--forwarded-allow-ips``.
+    The peer address as the ASGI server reports it; behind a proxy, the address it
+    forwarded when the peer is one of ``ACTAS_TRUSTED_PROXIES`` (``app.behind_proxies``).
     """
     return RequestOrigin(ip_address=request.client.host if request.client else None,
                          user_agent=request.headers.get("user-agent"))
