@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping
 
 from actas.server.frontend_api.token_route import PATH as REFRESH_PATH
-from actas.server.http.log_redaction import RedactSecrets, redact
+from actas.server.http.log_redaction import RedactSecrets
 
 # uvicorn's (``actas dev``) and granian's (``actas serve``).
 ACCESS_LOGGERS = ("uvicorn.access", "granian.access")
@@ -52,10 +52,6 @@ class AccessLogFilter(RedactSecrets):
                                   else args["path"], "query_string": ""}
         if is_successful_refresh(args):
             return False
-        if isinstance(args, Mapping):
-            record.args = {name: redact(value) if name == "path" and isinstance(value, str)
-                           else value for name, value in args.items()}
-            return True
         return super().filter(record)
 
 

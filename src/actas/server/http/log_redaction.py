@@ -3,7 +3,7 @@
 An actor token's accept link carries its secret in the query string, and
 uvicorn's access log prints full paths. A ticket whose redemption was
 refused (say, nested impersonation) is still valid, so it must not sit in a
-log file. This filter rewrites the path argument of uvicorn's access records.
+log file. This filter rewrites the string arguments of the access records.
 
 The query is judged as the server reads it, not as it is spelt: each
 ``&``-separated parameter is decoded the way Starlette decodes it
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote
 
 from actas.server.credentials import CLIENT_TOKEN_PREFIX, SECRET_KEY_PREFIX
@@ -68,7 +69,11 @@ def redact(path: str) -> str:
 
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        args = record.args
+        if isinstance(args, tuple):  # uvicorn's record
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
+        elif isinstance(args, Mapping):  # granian's
+            record.args = {name: redact(value) if isinstance(value, str) else value
+                           for name, value in args.items()}
         return True
 
