@@ -82,6 +82,22 @@ def test_granians_query_is_logged_with_its_path_and_redacted() -> None:
     assert AccessLogFilter().filter(ticket)
     assert ticket.getMessage() == \
         '127.0.0.1 - "GET /v1/tickets/accept?%74icket=[redacted]&x=1 HTTP/1.1" 303'
-    secret_path = granian_record("GET", "/v1/tickets/accept%3Fticket%3Dtkt_abcdefgh", "", 404)
-    assert AccessLogFilter().filter(secret_path)
-    assert "tkt_abcdefgh" not in secret_path.getMessage()
+    # A mail client that encoded the link's "?": granian hands the path decoded.
+    for path in ("/v1/tickets/accept?ticket=tkt_abcdefgh",
+                 "/v1/tickets/accept%3Fticket%3Dtkt_abcdefgh"):
+        secret_path = granian_record("GET", path, "", 404)
+        assert AccessLogFilter().filter(secret_path)
+        assert "tkt_abcdefgh" not in secret_path.getMessage()
+        assert "[redacted]" in secret_path.getMessage()
+
+
+def test_granians_decoded_path_cannot_forge_a_log_line() -> None:
+    """granian hands the path percent-decoded: ``/x%0A127.0.0.1 - "GET /admin"…``
+    would print a second, made-up request. It is logged quoted, on one line."""
+    forged = granian_record(
+        "GET", '/x\n10.0.0.9 - "POST /v1/users HTTP/1.1" 200', "", 404)
+    assert AccessLogFilter().filter(forged)
+    message = forged.getMessage()
+    assert "\n" not in message and "\r" not in message
+    assert message == ('127.0.0.1 - "GET /x%0A10.0.0.9%20-%20%22POST%20/v1/users'
+                       '%20HTTP/1.1%22%20200 HTTP/1.1" 404')

@@ -10,14 +10,16 @@ every other route.
 
 The filter reads the access records as the servers write them: uvicorn's
 ``(client, method, path with query, HTTP version, status)`` and granian's
-mapping of ``method``, ``path``, ``query_string``, ``status`` and more. A
-record of any other shape is only redacted.
+mapping of ``method``, ``path`` (percent-decoded: quoted again here, as uvicorn
+does, so a request cannot forge a log line), ``query_string``, ``status`` and
+more. A record of any other shape is only redacted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from urllib.parse import quote
 
 from actas.server.frontend_api.token_route import PATH as REFRESH_PATH
 from actas.server.http.log_redaction import RedactSecrets
@@ -45,11 +47,14 @@ class AccessLogFilter(RedactSecrets):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, Mapping) and "path" in args and "query_string" in args:
-            # granian's: the query apart; rejoined, so that it is judged and redacted
-            # as the server reads it, and logged where the format prints the path.
-            query = args["query_string"]
-            record.args = args = {**args, "path": f"{args['path']}?{query}" if query
-                                  else args["path"], "query_string": ""}
+            # granian's: the path percent-decoded and the query apart. The path is
+            # quoted again, as uvicorn logs it, so that a "%0A" in a request cannot
+            # write a line of its own into the log; the query is rejoined, so that
+            # it is judged and redacted as the server reads it, and logged where the
+            # format prints the path.
+            path, query = quote(str(args["path"])), args["query_string"]
+            record.args = args = {**args, "path": f"{path}?{query}" if query else path,
+                                  "query_string": ""}
         if is_successful_refresh(args):
             return False
         return super().filter(record)
