@@ -310,6 +310,7 @@ def test_serve_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
     ("ACTAS_SECRET_KEY", "short"),
     ("ACTAS_DATABASE_URL", "mysql://actas@127.0.0.1/actas"),
     ("ACTAS_DATABASE_URL", "not a database url"),
+    ("ACTAS_HOST", "x" * 64),  # no address and no name: refused before any lookup
 ])
 def test_serve_with_bad_configuration_exits_2_with_one_line(tmp_path: Path, variable: str,
                                                             value: str) -> None:
@@ -368,6 +369,13 @@ def test_serve_runs_several_worker_processes_on_one_database(tmp_path: Path) -> 
         wait_until(lambda: len(set(re.findall(r"Started worker-(\d+)",
                                               server.stdout()))) >= 2, server.output)
         assert "Unexpected exit" not in server.output(), server.output()
+
+
+def test_serve_listens_on_a_host_given_by_name(tmp_path: Path) -> None:
+    """``--host localhost`` is resolved (granian binds addresses only), IPv4 first."""
+    with ActasServer(["--data-dir", "data", "--host", "localhost"], cwd=tmp_path) as server:
+        assert httpx.get(f"{server.url}/healthz").status_code == 200, server.output()
+        assert f"Listening at: http://127.0.0.1:{server.port}" in server.stdout()
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the server (applies migrations first)")
     _settings_flags(serve)
-    serve.add_argument("--host", help="interface to listen on (env ACTAS_HOST; 127.0.0.1)")
+    serve.add_argument("--host", help="address (or name) to listen on (env ACTAS_HOST; 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (env ACTAS_PORT; 4000)")
     serve.add_argument("--frontend-api-url", help="public URL of this server, the tokens' iss "
                        "(env ACTAS_FRONTEND_API_URL)")
@@ -174,6 +174,9 @@ def _serve(args: argparse.Namespace) -> None:
                          frontend_api_url=args.frontend_api_url,
                          allowed_origins=args.allowed_origins)
     settings = instance.settings
+    # Before a secret key is generated and shown: a server that cannot start must
+    # not print a key that nothing will accept.
+    server = serving.server(settings, workers=args.workers)
     new_key = instance.ensure_secret_key()
     print(f"actas {settings.frontend_api_url}  (database: {instance.engine.url!r})")
     if settings.password_hashing == "test-only-insecure":  # noqa: S105  (a preset name)
@@ -199,7 +202,7 @@ def _serve(args: argparse.Namespace) -> None:
     os.environ.update({name: value for name, value in flags.items() if value})
     instance.engine.dispose()
     try:
-        serving.server(settings, workers=args.workers).serve()
+        server.serve()
     except RuntimeError as error:  # granian binds in Rust and says so in a RuntimeError
         if "in use" not in str(error):
             raise

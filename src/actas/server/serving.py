@@ -17,11 +17,14 @@ threads).
 
 from __future__ import annotations
 
+import ipaddress
 import multiprocessing
+import socket
 
 from granian.constants import HTTPModes, Interfaces, Loops
 from granian.server import MPServer
 
+from actas._errors import ConfigurationInvalid
 from actas.server.settings import Settings
 
 APP = "actas.server.app:from_environment"
@@ -30,12 +33,36 @@ APP = "actas.server.app:from_environment"
 ACCESS_FORMAT = '%(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d'
 
 
+def listen_address(host: str, port: int) -> str:
+    """The IP address to bind for ``host``: granian takes only an address, so a
+    name (``localhost``, the machine's own) is resolved here, to one address."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        found = []
+    if not found:
+        raise ConfigurationInvalid(
+            f"Cannot listen on {host!r}: it is not an IP address, and it does not resolve "
+            "to one. Give ACTAS_HOST / --host as an address (127.0.0.1, ::1, 0.0.0.0) or a "
+            "name this machine resolves.")
+    # Where a name has both, IPv4 first: a client given "localhost" tries both, but
+    # much software (and every Docker port mapping) reaches only 127.0.0.1.
+    found.sort(key=lambda each: each[0] != socket.AF_INET)
+    return str(found[0][4][0])
+
+
 def server(settings: Settings, *, workers: int) -> MPServer:
+    """The server for ``settings``' address; ConfigurationInvalid if it has none."""
+    address = listen_address(settings.host, settings.port)
     multiprocessing.set_start_method("spawn", force=True)
     return MPServer(  # processes: this Python has a GIL
         APP,
         factory=True,
-        address=settings.host,
+        address=address,
         port=settings.port,
         interface=Interfaces.ASGI,
         workers=workers,
