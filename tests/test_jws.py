@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -89,3 +92,15 @@ def test_any_json_claims_round_trip_through_pyjwt_and_the_sdk(actor: dict[str, o
                                                         alg="RS256")]},
                               now=lambda: PAYLOAD["iat"])
     assert verifier.verify(token).claims == payload
+
+
+def test_a_claim_no_utf8_can_hold_is_still_signed_escaped() -> None:
+    """An unpaired surrogate (from a library caller: request bodies refuse them) made
+    orjson refuse and the fallback raise, a 500; it is written \\u-escaped instead."""
+    key = _key("RS256")
+    payload = {**PAYLOAD, "act": {"sub": "op_1", "name": "\ud800"}}
+    token = encode_compact({"kid": "k1", "typ": "JWT"}, payload, key, "RS256")
+    segment = token.split(".")[1]
+    written = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    assert written.isascii() and b"\\ud800" in written
+    assert json.loads(written) == payload

@@ -45,11 +45,12 @@ def json_segment(value: dict[str, Any]) -> str:
     # orjson writes compact JSON (in UTF-8, not \u-escaped: RFC 8259 §8.1) several times
     # faster than json.dumps, and it is what actas._verifier's cheapest proof expects.
     # What it refuses to write (an integer beyond 64 bits in a caller's actor object,
-    # say) json still writes, as before.
+    # or a string with an unpaired surrogate, which no UTF-8 can hold) json still
+    # writes, \u-escaped, as before.
     try:
         data = orjson.dumps(value)
     except orjson.JSONEncodeError:
-        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        data = json.dumps(value, separators=(",", ":")).encode()
     return b64url_encode(data)
 
 
