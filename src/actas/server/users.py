@@ -302,9 +302,16 @@ def count_users(db: Db, q: UserQuery) -> int:
     return db.scalar(select(func.count()).select_from(User).where(*_filters(q))) or 0
 
 
-def update_user(db: Db, instance: Instance, user: User, changes: dict[str, Any]) -> User:
-    """Apply the fields present in ``changes`` (absent fields are left alone)."""
+def update_user(db: Db, instance: Instance, user: User, changes: dict[str, Any],
+                *, password_hash: str | None = None) -> User:
+    """Apply the fields present in ``changes`` (absent fields are left alone).
+
+    A new password comes as ``password_hash`` (``hash_password``, before the
+    transaction): a ``password`` left in ``changes`` is hashed here, holding the
+    database's write lock through the argon2 run."""
     now = instance.now_ms()
+    if password_hash is not None:
+        user.password_hash = password_hash
     if "username" in changes:
         username = changes["username"]
         user.username = normalize_username(username) if username is not None else None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from starlette.testclient import TestClient
 
 from actas.server.clock import FrozenClock
+from actas.server.instance import Instance
 from tests.support.flows import PASSWORD, create_user, error_code, sign_in
 
 
@@ -57,6 +59,29 @@ def test_password_change_takes_effect_at_sign_in(backend: TestClient,
                                                     "password": PASSWORD})
     assert old.status_code == 422 and error_code(old) == "form_credentials_invalid"
     sign_in(browser, password="a whole new password")
+
+
+def test_a_new_password_is_hashed_before_the_transaction(
+        backend: TestClient, instance: Instance, monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id (~130 ms, 64 MiB) runs before the update's transaction: on SQLite a
+    write made meanwhile would otherwise wait for the database's one write lock,
+    and the update would answer with the user as it was before that write."""
+    user = create_user(backend)
+    real_hash = instance.passwords.hash
+    during: list[int] = []
+
+    def hash_while_another_writes(password: str) -> str:
+        during.append(backend.patch(f"/v1/users/{user['id']}/metadata",
+                                    json={"public_metadata": {"during": True}}).status_code)
+        return real_hash(password)
+
+    monkeypatch.setattr(instance.passwords, "hash", hash_while_another_writes)
+    changed = backend.patch(f"/v1/users/{user['id']}",
+                            json={"password": "a whole new password", "first_name": "Grace"})
+    assert changed.status_code == 200, changed.text
+    assert during == [200]
+    assert changed.json()["public_metadata"] == {"during": True}
+    assert changed.json()["first_name"] == "Grace"
 
 
 def test_duplicate_email_and_username_are_refused_case_insensitively(

@@ -175,8 +175,10 @@ def update_user(request: Request, user_id: str, body: UpdateUserBody) -> UserObj
         "skip_password_checks", "notify_primary_email_address_changed"})
     preference_given = "impersonation_preference" in changes
     preference = changes.pop("impersonation_preference", None)
+    password_hash = users.hash_password(instance, changes.pop("password", None))  # unlocked
     with instance.transaction() as db:
-        user = users.update_user(db, instance, users.get(db, user_id), changes)
+        user = users.update_user(db, instance, users.get(db, user_id), changes,
+                                 password_hash=password_hash)
         if preference_given and preference != user.impersonation_preference:
             preferences.set_preference(db, instance, user, preference,
                                        origin=request_origin(request), by="backend_api")
