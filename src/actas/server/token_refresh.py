@@ -36,11 +36,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import bindparam, event, inspect, select
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session as Db
+from sqlalchemy.pool import QueuePool
 
 from actas._errors import UserBanned
 from actas.server import clients, credentials, session_tokens, sessions
@@ -114,7 +115,13 @@ class _DriverRead:
     of a refresh's CPU in a profile. A second thread reading meanwhile (never
     the event loop's own) takes a pooled connection as before. Out of a
     transaction, the kept connection holds no snapshot that would stop a WAL
-    checkpoint."""
+    checkpoint.
+
+    Only a file database's pool (a ``QueuePool``) lends one for keeps: an
+    in-memory database lives in its pool's one connection per thread (or one in
+    all), which must stay where the rest of the process finds it. The kept
+    connection is closed when the engine is disposed (``Engine.dispose``: a
+    test's teardown, a fork), and a fresh one taken at the next read."""
 
     def __init__(self, dialect: Dialect) -> None:
         statement = _OWN_SESSION.compile(dialect=dialect)
@@ -130,11 +137,27 @@ class _DriverRead:
         read = _DRIVER_READS.get(engine.dialect)
         if read is None:
             read = _DRIVER_READS[engine.dialect] = cls(engine.dialect)
+            # A bound method would keep the reader alive as long as the engine: weakly.
+            reference = weakref.ref(read)
+
+            def disposed(_engine: Engine) -> None:
+                reader = reference()
+                if reader is not None:
+                    reader.close()
+
+            event.listen(engine, "engine_disposed", disposed)
         return read
+
+    def close(self) -> None:
+        """Close the kept connection (the engine was disposed); one is taken again."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            kept.close()
 
     def fetch(self, engine: Engine, params: dict[str, str]) -> tuple[Any, ...] | None:
         values = [params[name] for name in self.names]
-        if self._lock.acquire(blocking=False):
+        if isinstance(engine.pool, QueuePool) and self._lock.acquire(blocking=False):
             try:
                 row = self._on_kept(engine, values)
             finally:

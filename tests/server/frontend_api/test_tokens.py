@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import jwt as pyjwt
 import pytest
+import sqlalchemy
 from fastapi import FastAPI
 from sqlalchemy import inspect, update
 from sqlalchemy.engine import Engine
@@ -270,6 +272,42 @@ def test_the_driver_read_of_a_refresh_is_the_row_sqlalchemy_reads(
         other = token_refresh.read_params(
             support.cookies.get(client_cookie_name(instance.settings)), own)
         assert other is not None and token_refresh.read_on_sqlite(instance, other) is None
+
+
+def test_the_kept_connection_of_the_refresh_read_closes_with_the_engine(
+        instance: Instance, backend: TestClient, browser: TestClient) -> None:
+    """The connection the refresh read keeps is closed by ``Engine.dispose`` (it left
+    the pool, which dispose alone would not reach), and a fresh one serves after."""
+    if instance.engine.dialect.name != "sqlite":
+        pytest.skip("the driver read is SQLite's")
+    create_user(backend)
+    session_id = sign_in(browser)
+    mint(browser, session_id)
+    reader = token_refresh._DriverRead.of(instance.engine)
+    kept = reader._kept
+    assert kept is not None
+    instance.engine.dispose()
+    assert reader._kept is None
+    with pytest.raises(sqlite3.ProgrammingError):  # closed, not merely forgotten
+        kept.execute("SELECT 1")
+    mint(browser, session_id)
+    assert reader._kept is not None and reader._kept is not kept
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_the_refresh_read_leaves_an_in_memory_database_where_it_is(url: str) -> None:
+    """An in-memory database lives in its pool's one connection per thread: the refresh
+    read must not take it away (the thread's next checkout would open a new, empty
+    database)."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        Base.metadata.create_all(engine)
+        params = {"session_id": "sess_none", "digest": "0" * 64}
+        for _ in range(2):
+            assert token_refresh._DriverRead.of(engine).fetch(engine, params) is None
+            assert inspect(engine).has_table("sessions")
+    finally:
+        engine.dispose()
 
 
 def test_the_refreshs_session_is_the_row_the_orm_loads(
