@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from actas._errors import InvalidCredentials
+from actas.server import passwords
 from actas.server.passwords import HASHING_NICENESS, PasswordHasher, default_concurrency
 
 CALLERS = 12
@@ -110,10 +111,8 @@ def test_hashes_run_at_a_lower_cpu_priority_than_their_caller() -> None:
     assert caller == os.getpriority(os.PRIO_PROCESS, threading.get_native_id())  # unchanged
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
-def test_a_forked_child_hashes_on_threads_of_its_own() -> None:
-    hasher = PasswordHasher("test-only-insecure")  # its pool has a thread in this process
-    stored = hasher.hash("pw")
+def _forked_child_verifies(hasher: PasswordHasher, stored: str) -> None:
+    """Fork; the child verifies ``stored`` and says so; fail if it never does."""
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: a hash must finish, not wait on the parent's threads
@@ -130,3 +129,19 @@ def test_a_forked_child_hashes_on_threads_of_its_own() -> None:
         os.close(read)
         os.kill(pid, signal.SIGKILL)  # a child stuck on a hash would never end by itself
         os.waitpid(pid, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
+def test_a_forked_child_hashes_on_threads_of_its_own() -> None:
+    hasher = PasswordHasher("test-only-insecure")  # its pool has a thread in this process
+    _forked_child_verifies(hasher, hasher.hash("pw"))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
+def test_a_child_forked_while_a_pool_is_being_made_hashes() -> None:
+    """The pools' lock, held at the fork by a thread the child does not have, would
+    never be released there."""
+    hasher = PasswordHasher("test-only-insecure")
+    stored = hasher.hash("pw")
+    with passwords._POOLS_LOCK:  # as another thread making a pool at that moment
+        _forked_child_verifies(hasher, stored)

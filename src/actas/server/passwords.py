@@ -79,9 +79,18 @@ def _lower_priority() -> None:
 # instance; a test suite makes many, and they must not make threads each).
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _POOLS_LOCK = threading.Lock()
-# A forked child has none of its parent's threads: it makes pools of its own (a hash
-# queued on the parent's pool there would wait forever).
-os.register_at_fork(after_in_child=_POOLS.clear)
+
+
+def _forget_the_parents_threads() -> None:
+    """In a forked child, which has none of its parent's threads: it makes pools of its
+    own (a hash queued on the parent's pool would wait forever), under a lock of its
+    own (the parent's may have been held, by a thread that is not here to release it)."""
+    global _POOLS_LOCK
+    _POOLS.clear()
+    _POOLS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_threads)
 
 
 def _hashing_threads(size: int) -> ThreadPoolExecutor:
