@@ -133,4 +133,6 @@ def from_environment() -> ASGIApp:
 
     access_log.install()  # each worker process configures its own loggers
     settings = load_settings()
-    return behind_proxies(create_app(Instance.start(settings), background=True), settings)
+    app = create_app(Instance.start(settings), background=True)
+    # Inside the proxy headers' middleware: the line names the client, not the proxy.
+    return behind_proxies(access_log.AccessLog(app), settings)

@@ -17,20 +17,30 @@ threads).
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import multiprocessing
 import socket
+from typing import Any
 
+from granian import log as granian_log
 from granian.constants import HTTPModes, Interfaces, Loops
 from granian.server import MPServer
 
 from actas._errors import ConfigurationInvalid
+from actas.server.http import access_log
 from actas.server.settings import Settings
 
 APP = "actas.server.app:from_environment"
-# As uvicorn wrote it: addr - "METHOD /path?query HTTP/1.1" status. The path already
-# has its query and is redacted by the access log's filter (http.access_log).
-ACCESS_FORMAT = '%(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d'
+
+
+def logging_config() -> dict[str, Any]:
+    """granian's own logging, and the app's access log (``http.access_log``, which the
+    app writes itself: granian's is off) on stdout beside it, one line per request."""
+    config: dict[str, Any] = copy.deepcopy(granian_log.LOGGING_CONFIG)
+    config["loggers"] = {**config["loggers"], access_log.LOGGER: {
+        "handlers": ["access"], "level": "INFO", "propagate": False}}
+    return config
 
 
 def listen_address(host: str, port: int) -> str:
@@ -69,8 +79,8 @@ def server(settings: Settings, *, workers: int) -> MPServer:
         loop=Loops.uvloop,
         http=HTTPModes.http1,
         websockets=False,
-        log_access=True,
-        log_access_format=ACCESS_FORMAT,
+        log_access=False,  # the app writes it (http.access_log)
+        log_dictconfig=logging_config(),
         # A worker that dies is started again (the app holds no state a restart loses).
         respawn_failed_workers=True,
     )

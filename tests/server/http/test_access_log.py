@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
-from actas.server.http.access_log import AccessLogFilter, install
+from actas.server.http.access_log import LOGGER, AccessLog, AccessLogFilter, install
 
 REFRESH = "/v1/client/sessions/sess_2b1c9Zq/tokens"
 
@@ -60,44 +63,75 @@ def test_install_adds_the_filter_once() -> None:
         logger.filters[:] = before
 
 
-def granian_record(method: str, path: str, query: str, status: int) -> logging.LogRecord:
-    """An access record as granian writes it (actas serve): its atoms, the query apart."""
-    return logging.LogRecord("granian.access", logging.INFO, __file__, 1,
-                             '%(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d',
-                             ({"addr": "127.0.0.1", "method": method, "path": path,
-                               "query_string": query, "protocol": "HTTP/1.1",
-                               "status": status, "dt_ms": 1.0},), None)
+def served(path: str, *, method: str = "GET", query: bytes = b"", status: int = 200,
+           raises: bool = False, client: tuple[str, int] | None = ("203.0.113.7", 50123),
+           ) -> list[str]:
+    """The lines ``AccessLog`` writes for one request to an app that answers ``status``
+    (or raises before answering), through the filter ``install`` attaches."""
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if raises:
+            raise RuntimeError("boom")
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    scope: Scope = {"type": "http", "method": method, "path": path, "query_string": query,
+                    "http_version": "1.1", "client": client, "root_path": ""}
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Message) -> None:
+        pass
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger = logging.getLogger(LOGGER)
+    handler, level, filters = Collect(), logger.level, list(logger.filters)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        install()
+        with contextlib.suppress(RuntimeError):
+            asyncio.run(AccessLog(app)(scope, receive, send))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.filters[:] = filters
+    return lines
 
 
-def test_granians_records_are_judged_alike() -> None:
-    assert not AccessLogFilter().filter(granian_record("POST", REFRESH, "", 200))
-    assert not AccessLogFilter().filter(granian_record("POST", REFRESH, "_clerk_js=5", 200))
-    refused = granian_record("POST", REFRESH, "", 401)
-    assert AccessLogFilter().filter(refused)
-    assert refused.getMessage() == f'127.0.0.1 - "POST {REFRESH} HTTP/1.1" 401'
+def test_actas_serve_logs_each_request_as_uvicorn_does() -> None:
+    assert served("/v1/users", method="POST", status=201) == [
+        '203.0.113.7:50123 - "POST /v1/users HTTP/1.1" 201']
+    assert served("/healthz", client=None) == ['- - "GET /healthz HTTP/1.1" 200']
+    assert served("/v1/users", raises=True) == [
+        '203.0.113.7:50123 - "GET /v1/users HTTP/1.1" 500']
 
 
-def test_granians_query_is_logged_with_its_path_and_redacted() -> None:
-    ticket = granian_record("GET", "/v1/tickets/accept", "%74icket=tkt_abcdefgh&x=1", 303)
-    assert AccessLogFilter().filter(ticket)
-    assert ticket.getMessage() == \
-        '127.0.0.1 - "GET /v1/tickets/accept?%74icket=[redacted]&x=1 HTTP/1.1" 303'
-    # A mail client that encoded the link's "?": granian hands the path decoded.
-    for path in ("/v1/tickets/accept?ticket=tkt_abcdefgh",
-                 "/v1/tickets/accept%3Fticket%3Dtkt_abcdefgh"):
-        secret_path = granian_record("GET", path, "", 404)
-        assert AccessLogFilter().filter(secret_path)
-        assert "tkt_abcdefgh" not in secret_path.getMessage()
-        assert "[redacted]" in secret_path.getMessage()
+def test_actas_serve_does_not_log_a_successful_refresh() -> None:
+    assert served(REFRESH, method="POST") == []
+    assert served(REFRESH, method="POST", query=b"_clerk_js_version=5") == []
+    assert served(REFRESH, method="POST", status=401) == [
+        f'203.0.113.7:50123 - "POST {REFRESH} HTTP/1.1" 401']
+    assert len(served(REFRESH, method="OPTIONS")) == 1
 
 
-def test_granians_decoded_path_cannot_forge_a_log_line() -> None:
-    """granian hands the path percent-decoded: ``/x%0A127.0.0.1 - "GET /admin"…``
-    would print a second, made-up request. It is logged quoted, on one line."""
-    forged = granian_record(
-        "GET", '/x\n10.0.0.9 - "POST /v1/users HTTP/1.1" 200', "", 404)
-    assert AccessLogFilter().filter(forged)
-    message = forged.getMessage()
-    assert "\n" not in message and "\r" not in message
-    assert message == ('127.0.0.1 - "GET /x%0A10.0.0.9%20-%20%22POST%20/v1/users'
-                       '%20HTTP/1.1%22%20200 HTTP/1.1" 404')
+def test_actas_serve_redacts_the_query_as_the_server_reads_it() -> None:
+    assert served("/v1/tickets/accept", query=b"%74icket=tkt_abcdefgh&x=1", status=303) == [
+        '203.0.113.7:50123 - "GET /v1/tickets/accept?%74icket=[redacted]&x=1 HTTP/1.1" 303']
+    # A mail client that encoded the link's "?": the server hands the path decoded.
+    (line,) = served("/v1/tickets/accept?ticket=tkt_abcdefgh", status=404)
+    assert "tkt_abcdefgh" not in line and "[redacted]" in line
+
+
+def test_a_decoded_path_cannot_forge_a_log_line() -> None:
+    """The path comes percent-decoded: ``/x%0A10.0.0.9 - "POST /v1/users"…`` would print
+    a second, made-up request. It is logged quoted, on one line."""
+    (line,) = served('/x\n10.0.0.9 - "POST /v1/users HTTP/1.1" 200', status=404)
+    assert "\n" not in line and "\r" not in line
+    assert line == ('203.0.113.7:50123 - "GET /x%0A10.0.0.9%20-%20%22POST%20/v1/users'
+                    '%20HTTP/1.1%22%20200 HTTP/1.1" 404')

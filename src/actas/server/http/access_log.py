@@ -3,29 +3,38 @@ with secrets redacted (``log_redaction``).
 
 A signed-in browser refreshes its session token about every 50 s, so at
 50,000 browsers the refresh is 1,000 lines a second of the same success,
-which say nothing an operator reads (the audit log holds what matters), and
-formatting and writing them cost a tenth of a refresh's CPU. A refused
-refresh (401, 403, 404, 429, 5xx) is logged like any other request, so is
-every other route.
+which say nothing an operator reads (the audit log holds what matters). A
+refused refresh (401, 403, 404, 429, 5xx) is logged like any other request,
+so is every other route.
 
-The filter reads the access records as the servers write them: uvicorn's
-``(client, method, path with query, HTTP version, status)`` and granian's
-mapping of ``method``, ``path`` (percent-decoded: quoted again here, as uvicorn
-does, so a request cannot forge a log line), ``query_string``, ``status`` and
-more. A record of any other shape is only redacted.
+``actas serve`` writes its access log itself (``AccessLog``, on the logger
+``actas.access``), not through granian's: granian builds a record for every
+request, timestamp and all, and a filter could only drop the refresh's after
+it was paid for, a tenth of a refresh's CPU in a profile. Here a successful
+refresh costs one comparison. ``actas dev`` keeps uvicorn's access log, whose
+records the same filter (``AccessLogFilter``) judges and redacts.
+
+A line reads as uvicorn writes it: ``client - "METHOD /path?query HTTP/1.1"
+status``, the path quoted (so a ``%0A`` in a request cannot write a line of
+its own) and its secrets redacted.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from urllib.parse import quote
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from actas.server.frontend_api.token_route import PATH as REFRESH_PATH
 from actas.server.http.log_redaction import RedactSecrets
 
-# uvicorn's (``actas dev``) and granian's (``actas serve``).
-ACCESS_LOGGERS = ("uvicorn.access", "granian.access")
+LOGGER = "actas.access"
+# ``actas serve``'s own and uvicorn's (``actas dev``).
+ACCESS_LOGGERS = (LOGGER, "uvicorn.access")
+FORMAT = '%s - "%s %s HTTP/%s" %d'
+
+_log = logging.getLogger(LOGGER)
 
 
 def _is_refresh(method: object, path: object, status: object) -> bool:
@@ -35,9 +44,7 @@ def _is_refresh(method: object, path: object, status: object) -> bool:
 
 def is_successful_refresh(args: object) -> bool:
     """Whether an access record's arguments are a token refresh that succeeded."""
-    if isinstance(args, Mapping):  # granian's atoms
-        return _is_refresh(args.get("method"), args.get("path"), args.get("status"))
-    if isinstance(args, tuple) and len(args) == 5:  # uvicorn's
+    if isinstance(args, tuple) and len(args) == 5:  # (client, method, path, version, status)
         _client, method, path, _version, status = args
         return _is_refresh(method, path, status)
     return False
@@ -45,19 +52,51 @@ def is_successful_refresh(args: object) -> bool:
 
 class AccessLogFilter(RedactSecrets):
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, Mapping) and "path" in args and "query_string" in args:
-            # granian's: the path percent-decoded and the query apart. The path is
-            # quoted again, as uvicorn logs it, so that a "%0A" in a request cannot
-            # write a line of its own into the log; the query is rejoined, so that
-            # it is judged and redacted as the server reads it, and logged where the
-            # format prints the path.
-            path, query = quote(str(args["path"])), args["query_string"]
-            record.args = args = {**args, "path": f"{path}?{query}" if query else path,
-                                  "query_string": ""}
-        if is_successful_refresh(args):
+        if is_successful_refresh(record.args):
             return False
         return super().filter(record)
+
+
+class AccessLog:
+    """ASGI middleware: one ``actas.access`` line per HTTP request, once it is answered
+    (or has failed: a request that raised before answering is logged as the 500 the
+    server sends), but none for a successful token refresh."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, noting_status)
+        finally:
+            method, path = scope["method"], scope["path"]
+            if not (status == 200 and method == "POST" and REFRESH_PATH.fullmatch(path)) \
+                    and _log.isEnabledFor(logging.INFO):
+                _log.info(FORMAT, _client(scope), method, _target(scope),
+                          scope.get("http_version", "1.1"), status)
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def _target(scope: Scope) -> str:
+    """The request's path and query as uvicorn logs them: the (decoded) path quoted again."""
+    path = quote(scope.get("root_path", "") + scope["path"])
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
 
 
 def install() -> None:

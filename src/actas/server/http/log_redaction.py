@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote
 
 from actas.server.credentials import CLIENT_TOKEN_PREFIX, SECRET_KEY_PREFIX
@@ -70,10 +69,7 @@ def redact(path: str) -> str:
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        if isinstance(args, tuple):  # uvicorn's record
+        if isinstance(args, tuple):  # uvicorn's record, and actas serve's (http.access_log)
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in args)
-        elif isinstance(args, Mapping):  # granian's
-            record.args = {name: redact(value) if isinstance(value, str) else value
-                           for name, value in args.items()}
         return True
 
