@@ -304,6 +304,8 @@ def test_a_full_impersonation_may_change_the_address_but_not_delete_the_account(
     banner = page.locator(BANNER)
     expect(banner).to_be_visible()
     expect(banner).not_to_contain_text("read-only")
+    # Enabled once the saved address is in the field (the page loads it after the
+    # banner): filled before, the load would have put the old address back.
     expect(page.locator("#address-save")).to_be_enabled()
     page.locator("#address").fill("7 Full Access Road")
     page.locator("#address-save").click()

@@ -20,6 +20,9 @@ async function api(path, options = {}) {
 
 function text(el, value) { el.textContent = value; return el; }
 
+let addressEdited = false;
+$("address").addEventListener("input", () => { addressEdited = true; });
+
 async function showAccount() {
   const auth = actas.getAuth();
   const user = actas.user;
@@ -30,7 +33,9 @@ async function showAccount() {
   text($("backend-saw"), me.body.actor
     ? `The backend sees ${me.body.actor.name || me.body.actor.sub} acting as you (act.sub = ${me.body.actor.sub}).`
     : `The backend sees you (${me.body.user_id}).`);
-  $("address").value = me.body.shipping_address;
+  // Shown as saved unless the user has started changing it: this runs again on every
+  // change of the session, and must not undo their typing.
+  if (!addressEdited) $("address").value = me.body.shipping_address;
   // A read-only impersonator cannot change it: the form says so (and the backend refuses).
   const readOnly = Boolean(auth.impersonation?.readOnly);
   $("address").disabled = readOnly;
@@ -96,6 +101,7 @@ $("address-form").addEventListener("submit", async (event) => {
     body: JSON.stringify({ address: $("address").value }),
   });
   const out = $("address-result");
+  if (result.status === 200) addressEdited = false;
   out.className = result.status === 200 ? "" : "refused";
   text(out, result.status === 200 ? `Saved: ${result.body.shipping_address}` : result.body.errors[0].message);
 });
