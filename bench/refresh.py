@@ -176,7 +176,10 @@ def measure(label: str, database_url: str | None, *, workers: int, seconds: floa
         script = Path(scratch, "refresh.lua")
         script.write_text(LUA.replace("%ORIGIN%", ORIGIN))
         args = (str(sessions),)
+        # Steady state, as a running server is: the first refreshes of a fresh process
+        # open its database connections and fill SQLAlchemy's and the app's caches.
         wrk(f"{url}/healthz", name="warm-up", seconds=2, connections=16)
+        wrk(url, name="warm-up", seconds=3, connections=64, script=script, args=args)
         health = wrk(f"{url}/healthz", name="GET /healthz", seconds=seconds, connections=64,
                      server=pid)
         runs = [health]

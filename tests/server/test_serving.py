@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import socket
+from pathlib import Path
 
 import pytest
 
 from actas._errors import ConfigurationInvalid
+from actas.server import app
 from actas.server.serving import listen_address
+from tests.support.processes import actas_env, run_actas
 
 
 @pytest.mark.parametrize(("host", "address"), [
@@ -50,3 +54,20 @@ def test_a_name_that_does_not_resolve_is_a_configuration_error(
     monkeypatch.setattr(socket, "getaddrinfo", nothing)
     with pytest.raises(ConfigurationInvalid):
         listen_address("auth.internal", 4000)
+
+
+def test_a_serving_process_freezes_what_it_built(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The objects a serving process builds at start live as long as it does: frozen,
+    the cyclic collector does not walk them again (a full collection of them under
+    load was an 80-140 ms stall, every request of the process waiting)."""
+    assert run_actas("migrate", "--data-dir", "data", cwd=tmp_path).returncode == 0
+    for name, value in actas_env(ACTAS_DATA_DIR=str(tmp_path / "data")).items():
+        if name.startswith("ACTAS_"):
+            monkeypatch.setenv(name, value)
+    gc.unfreeze()
+    try:
+        app.from_environment()
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
