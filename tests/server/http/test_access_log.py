@@ -135,3 +135,11 @@ def test_a_decoded_path_cannot_forge_a_log_line() -> None:
     assert "\n" not in line and "\r" not in line
     assert line == ('203.0.113.7:50123 - "GET /x%0A10.0.0.9%20-%20%22POST%20/v1/users'
                     '%20HTTP/1.1%22%20200 HTTP/1.1" 404')
+
+
+def test_a_query_byte_a_log_reader_may_break_at_is_encoded() -> None:
+    """NEL (0x85) ends a line for Python's splitlines; nothing above 0x7F is logged raw."""
+    (line,) = served("/v1/users", query=b"q=a\x85203.0.113.9 - x&r=%41", status=404)
+    assert line == ('203.0.113.7:50123 - "GET /v1/users?q=a%85203.0.113.9%20-%20x&r=%41 '
+                    'HTTP/1.1" 404')
+    assert len(line.splitlines()) == 1

@@ -22,7 +22,7 @@ its own) and its secrets redacted.
 from __future__ import annotations
 
 import logging
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -92,11 +92,18 @@ def _client(scope: Scope) -> str:
     return f"{client[0]}:{client[1]}" if client else "-"
 
 
+# What a query keeps as it was sent: every printable ASCII character but the space.
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+
+
 def _target(scope: Scope) -> str:
-    """The request's path and query as uvicorn logs them: the (decoded) path quoted again."""
+    """The request's path and query as uvicorn logs them: the (decoded) path quoted
+    again. The query is logged as sent but for what no request line should hold and a
+    log reader may take for a line break (a byte over 0x7F: Python's own splitlines
+    breaks at 0x85), which is percent-encoded."""
     path = quote(scope.get("root_path", "") + scope["path"])
     query = scope.get("query_string", b"")
-    return f"{path}?{query.decode('latin-1')}" if query else path
+    return f"{path}?{quote_from_bytes(query, safe=_QUERY_SAFE)}" if query else path
 
 
 def install() -> None:
