@@ -64,13 +64,13 @@ def test_install_adds_the_filter_once() -> None:
 
 
 def served(path: str, *, method: str = "GET", query: bytes = b"", status: int = 200,
-           raises: bool = False, client: tuple[str, int] | None = ("203.0.113.7", 50123),
-           ) -> list[str]:
+           raises: type[BaseException] | None = None,
+           client: tuple[str, int] | None = ("203.0.113.7", 50123)) -> list[str]:
     """The lines ``AccessLog`` writes for one request to an app that answers ``status``
     (or raises before answering), through the filter ``install`` attaches."""
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if raises:
-            raise RuntimeError("boom")
+        if raises is not None:
+            raise raises()
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
@@ -95,7 +95,7 @@ def served(path: str, *, method: str = "GET", query: bytes = b"", status: int = 
     logger.setLevel(logging.INFO)
     try:
         install()
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(RuntimeError, asyncio.CancelledError):
             asyncio.run(AccessLog(app)(scope, receive, send))
     finally:
         logger.removeHandler(handler)
@@ -108,8 +108,10 @@ def test_actas_serve_logs_each_request_as_uvicorn_does() -> None:
     assert served("/v1/users", method="POST", status=201) == [
         '203.0.113.7:50123 - "POST /v1/users HTTP/1.1" 201']
     assert served("/healthz", client=None) == ['- - "GET /healthz HTTP/1.1" 200']
-    assert served("/v1/users", raises=True) == [
+    assert served("/v1/users", raises=RuntimeError) == [
         '203.0.113.7:50123 - "GET /v1/users HTTP/1.1" 500']
+    assert served("/v1/users", raises=asyncio.CancelledError) == [  # the client left
+        '203.0.113.7:50123 - "GET /v1/users HTTP/1.1" 499']
 
 
 def test_actas_serve_does_not_log_a_successful_refresh() -> None:
@@ -140,6 +142,20 @@ def test_a_decoded_path_cannot_forge_a_log_line() -> None:
 def test_a_query_byte_a_log_reader_may_break_at_is_encoded() -> None:
     """NEL (0x85) ends a line for Python's splitlines; nothing above 0x7F is logged raw."""
     (line,) = served("/v1/users", query=b"q=a\x85203.0.113.9 - x&r=%41", status=404)
+    assert len(line.splitlines()) == 1
+    # granian refuses a lone byte above 0x7F but takes UTF-8: U+0085 is C2 85.
+    (line,) = served("/v1/users", query=b"q=\xc2\x85x&c=\xc2\x9b2J", status=404)
+    assert line.endswith('/v1/users?q=%C2%85x&c=%C2%9B2J HTTP/1.1" 404')
+    (line,) = served("/v1/users", query=b"q=a\x85203.0.113.9 - x&r=%41", status=404)
     assert line == ('203.0.113.7:50123 - "GET /v1/users?q=a%85203.0.113.9%20-%20x&r=%41 '
                     'HTTP/1.1" 404')
     assert len(line.splitlines()) == 1
+
+
+def test_a_forwarded_client_cannot_write_quotes_or_lines() -> None:
+    """Behind a trusted proxy the client is what X-Forwarded-For said, unchecked."""
+    (line,) = served("/healthz", client=('6.6.6.6 - "GET /admin HTTP/1.1" 200\x85x', 0))
+    assert line.startswith('6.6.6.6%20-%20%22GET%20%2Fadmin%20HTTP%2F1.1%22%20200%C2%85x:0 - ')
+    assert len(line.splitlines()) == 1 and line.count('"') == 2
+    (line,) = served("/healthz", client=("::1", 5000))
+    assert line.startswith("::1:5000 - ")

@@ -21,6 +21,7 @@ its own) and its secrets redacted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from urllib.parse import quote, quote_from_bytes
 
@@ -33,6 +34,8 @@ LOGGER = "actas.access"
 # ``actas serve``'s own and uvicorn's (``actas dev``).
 ACCESS_LOGGERS = (LOGGER, "uvicorn.access")
 FORMAT = '%s - "%s %s HTTP/%s" %d'
+# Logged for a request whose client left before it was answered (nothing was sent).
+CLIENT_CLOSED = 499
 
 _log = logging.getLogger(LOGGER)
 
@@ -60,7 +63,8 @@ class AccessLogFilter(RedactSecrets):
 class AccessLog:
     """ASGI middleware: one ``actas.access`` line per HTTP request, once it is answered
     (or has failed: a request that raised before answering is logged as the 500 the
-    server sends), but none for a successful token refresh."""
+    server sends, one whose client left first as 499), but none for a successful
+    token refresh."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -69,7 +73,7 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500
+        status = 500  # what the server answers for an app that raised before answering
 
         async def noting_status(message: Message) -> None:
             nonlocal status
@@ -79,6 +83,10 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, noting_status)
+        except asyncio.CancelledError:
+            if status == 500:  # the client went away before any answer: nginx's 499
+                status = CLIENT_CLOSED
+            raise
         finally:
             method, path = scope["method"], scope["path"]
             if not (status == 200 and method == "POST" and REFRESH_PATH.fullmatch(path)) \
@@ -88,8 +96,10 @@ class AccessLog:
 
 
 def _client(scope: Scope) -> str:
+    """``address:port``; quoted, since behind a trusted proxy the address is whatever
+    its ``X-Forwarded-For`` said, and must not write quotes or line breaks."""
     client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "-"
+    return quote(f"{client[0]}:{client[1]}", safe=":.[]") if client else "-"
 
 
 # What a query keeps as it was sent: every printable ASCII character but the space.
