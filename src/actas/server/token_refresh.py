@@ -29,6 +29,7 @@ impersonation is still allowed by the policy (``ending.require_still_allowed``).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import weakref
@@ -193,6 +194,18 @@ class _DriverRead:
 
 # Per dialect (one per engine), dropped with it: a process may make many (tests do).
 _DRIVER_READS: weakref.WeakKeyDictionary[Dialect, _DriverRead] = weakref.WeakKeyDictionary()
+
+
+def _forget_the_parents_connections() -> None:
+    """In a forked child: the kept connections are the parent's (forgotten, not closed:
+    closing would end the parent's too), and a lock a parent's thread held at the
+    fork would never be released here."""
+    for reader in list(_DRIVER_READS.values()):
+        reader._lock = threading.Lock()
+        reader._kept = None
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_connections)
 
 
 def read_params(client_cookie: str | None, session_id: str) -> dict[str, str] | None:

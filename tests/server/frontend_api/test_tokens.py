@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import select
+import signal
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +23,7 @@ from starlette.testclient import TestClient
 
 from actas.server import Instance, create_app, token_refresh
 from actas.server.clock import FrozenClock
+from actas.server.db.engine import create_engine
 from actas.server.db.schema import Base, User
 from actas.server.db.schema import Session as SessionRow
 from actas.server.http.cookies import client_cookie_name, session_cookie_header, set_session
@@ -306,6 +311,41 @@ def test_the_refresh_read_leaves_an_in_memory_database_where_it_is(url: str) -> 
         for _ in range(2):
             assert token_refresh._DriverRead.of(engine).fetch(engine, params) is None
             assert inspect(engine).has_table("sessions")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX's")
+def test_a_forked_child_reads_on_its_own_connection(tmp_path: Path) -> None:
+    """A child forked while a thread of the parent held the kept connection's lock
+    reads, disposes its engine (``close=False``, as SQLAlchemy advises after a fork)
+    and leaves the parent's connection open."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    try:
+        Base.metadata.create_all(engine)
+        params = {"session_id": "sess_none", "digest": "0" * 64}
+        reader = token_refresh._DriverRead.of(engine)
+        assert reader.fetch(engine, params) is None and reader._kept is not None
+        read, write = os.pipe()
+        with reader._lock:  # as the event loop reading at that moment
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    engine.dispose(close=False)
+                    if reader.fetch(engine, params) is None and reader._kept is not None:
+                        os.write(write, b"ok")
+                finally:
+                    os._exit(0)
+        os.close(write)
+        try:
+            ready, _, _ = select.select([read], [], [], 60)  # bounds a hang only
+            assert ready and os.read(read, 2) == b"ok"
+        finally:
+            os.close(read)
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        kept = reader._kept
+        assert reader.fetch(engine, params) is None and reader._kept is kept  # still open
     finally:
         engine.dispose()
 
