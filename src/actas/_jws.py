@@ -44,13 +44,18 @@ def b64url_decode(data: str) -> bytes:
 def json_segment(value: dict[str, Any]) -> str:
     # orjson writes compact JSON (in UTF-8, not \u-escaped: RFC 8259 §8.1) several times
     # faster than json.dumps, and it is what actas._verifier's cheapest proof expects.
-    # What it refuses to write (an integer beyond 64 bits in a caller's actor object,
-    # or a string with an unpaired surrogate, which no UTF-8 can hold) json still
-    # writes, \u-escaped, as before.
+    # What it refuses to write but JSON holds (an integer beyond 64 bits in a caller's
+    # actor object) json still writes. A string with an unpaired surrogate is no
+    # Unicode text: no verifier (actas's included) would accept a token holding one,
+    # so it is refused here, clearly, rather than signed.
     try:
         data = orjson.dumps(value)
     except orjson.JSONEncodeError:
-        data = json.dumps(value, separators=(",", ":")).encode()
+        try:
+            data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValueError("a claim holds a string that is not valid Unicode text (an "
+                             "unpaired surrogate): no verifier would accept it") from None
     return b64url_encode(data)
 
 
