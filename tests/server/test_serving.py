@@ -40,6 +40,7 @@ def test_a_name_with_both_families_binds_ipv4(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize("host", [
     "x" * 64,       # not even a name: refused before any lookup (a label is 63 at most)
     "",
+    "0",            # inet_aton's shorthand for 0.0.0.0: every interface, unasked
 ])
 def test_a_host_that_is_no_address_is_a_configuration_error(host: str) -> None:
     with pytest.raises(ConfigurationInvalid) as raised:

@@ -62,7 +62,14 @@ def listen_address(host: str, port: int) -> str:
     # Where a name has both, IPv4 first: a client given "localhost" tries both, but
     # much software (and every Docker port mapping) reaches only 127.0.0.1.
     found.sort(key=lambda each: each[0] != socket.AF_INET)
-    return str(found[0][4][0])
+    address = str(found[0][4][0])
+    if ipaddress.ip_address(address).is_unspecified:
+        # "0", or a DNS blocker's answer: every interface, which only an address
+        # written out (0.0.0.0, ::) may ask for.
+        raise ConfigurationInvalid(
+            f"{host!r} resolves to {address}, every interface of this machine: write "
+            "ACTAS_HOST / --host as 0.0.0.0 or :: if that is what you mean.")
+    return address
 
 
 def server(settings: Settings, *, workers: int) -> MPServer:
