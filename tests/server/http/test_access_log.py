@@ -159,3 +159,8 @@ def test_a_forwarded_client_cannot_write_quotes_or_lines() -> None:
     assert len(line.splitlines()) == 1 and line.count('"') == 2
     (line,) = served("/healthz", client=("::1", 5000))
     assert line.startswith("::1:5000 - ")
+
+
+def test_a_quote_in_the_query_cannot_close_the_request() -> None:
+    (line,) = served("/x", query=b'a="b\\c', status=404)
+    assert line == '203.0.113.7:50123 - "GET /x?a=%22b%5Cc HTTP/1.1" 404'

@@ -102,8 +102,9 @@ def _client(scope: Scope) -> str:
     return quote(f"{client[0]}:{client[1]}", safe=":.[]") if client else "-"
 
 
-# What a query keeps as it was sent: every printable ASCII character but the space.
-_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
+# What a query keeps as it was sent: printable ASCII but the space, and the quote and
+# backslash that would make the line's quoted request ambiguous.
+_QUERY_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"\\')
 
 
 def _target(scope: Scope) -> str:
