@@ -113,6 +113,15 @@ def create_app(instance: Instance, *, background: bool = False) -> FastAPI:
     return app
 
 
+def as_served(app: ASGIApp, settings: Settings) -> ASGIApp:
+    """``app`` wrapped as ``actas serve`` serves it: its access log (``http.access_log``)
+    inside the proxy headers' middleware (``behind_proxies``), so that a line names the
+    client, not the proxy."""
+    from actas.server.http import access_log
+
+    return behind_proxies(access_log.AccessLog(app), settings)
+
+
 def behind_proxies(app: ASGIApp, settings: Settings) -> ASGIApp:
     """``app`` as ``actas serve`` serves it: the client's address and scheme come from
     ``X-Forwarded-For``/``-Proto`` only when the peer is one of
@@ -142,5 +151,4 @@ def from_environment() -> ASGIApp:
     # connections, see bench/README.md).
     gc.collect()
     gc.freeze()
-    # Inside the proxy headers' middleware: the line names the client, not the proxy.
-    return behind_proxies(access_log.AccessLog(app), settings)
+    return as_served(app, settings)
