@@ -88,8 +88,8 @@ class AccessLog:
                 status = CLIENT_CLOSED
             raise
         finally:
-            method, path = scope["method"], scope["path"]
-            if not (status == 200 and method == "POST" and REFRESH_PATH.fullmatch(path)) \
+            method = scope["method"]
+            if not _is_refresh(method, scope["path"], status) \
                     and _log.isEnabledFor(logging.INFO):
                 _log.info(FORMAT, _client(scope), method, _target(scope),
                           scope.get("http_version", "1.1"), status)
