@@ -306,9 +306,11 @@ def update_user(db: Db, instance: Instance, user: User, changes: dict[str, Any],
                 *, password_hash: str | None = None) -> User:
     """Apply the fields present in ``changes`` (absent fields are left alone).
 
-    A new password comes as ``password_hash`` (``hash_password``, before the
-    transaction): a ``password`` left in ``changes`` is hashed here, holding the
-    database's write lock through the argon2 run."""
+    A new password comes only as ``password_hash`` (``hash_password``, before the
+    transaction: argon2 must not run under the database's write lock)."""
+    if "password" in changes:
+        raise TypeError("update_user takes a new password as password_hash= "
+                        "(users.hash_password, before the transaction)")
     now = instance.now_ms()
     if password_hash is not None:
         user.password_hash = password_hash
@@ -316,9 +318,6 @@ def update_user(db: Db, instance: Instance, user: User, changes: dict[str, Any],
         username = changes["username"]
         user.username = normalize_username(username) if username is not None else None
         _check_available(db, emails=(), username=user.username, except_user=user.id)
-    if "password" in changes and changes["password"] is not None:
-        check_password(changes["password"])
-        user.password_hash = instance.passwords.hash(changes["password"])
     if "primary_email_address_id" in changes:
         wanted = changes["primary_email_address_id"]
         if wanted not in {e.id for e in user.email_addresses}:
