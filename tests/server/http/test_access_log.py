@@ -64,7 +64,7 @@ def test_install_adds_the_filter_once() -> None:
 
 
 def served(path: str, *, method: str = "GET", query: bytes = b"", status: int = 200,
-           raises: type[BaseException] | None = None,
+           raises: type[BaseException] | None = None, raises_after_answer: bool = False,
            client: tuple[str, int] | None = ("203.0.113.7", 50123)) -> list[str]:
     """The lines ``AccessLog`` writes for one request to an app that answers ``status``
     (or raises before answering), through the filter ``install`` attaches."""
@@ -72,6 +72,8 @@ def served(path: str, *, method: str = "GET", query: bytes = b"", status: int = 
         if raises is not None:
             raise raises()
         await send({"type": "http.response.start", "status": status, "headers": []})
+        if raises_after_answer:  # the client left while the body was being sent
+            raise asyncio.CancelledError
         await send({"type": "http.response.body", "body": b""})
 
     scope: Scope = {"type": "http", "method": method, "path": path, "query_string": query,
@@ -112,6 +114,8 @@ def test_actas_serve_logs_each_request_as_uvicorn_does() -> None:
         '203.0.113.7:50123 - "GET /v1/users HTTP/1.1" 500']
     assert served("/v1/users", raises=asyncio.CancelledError) == [  # the client left
         '203.0.113.7:50123 - "GET /v1/users HTTP/1.1" 499']
+    assert served("/v1/users", status=500, raises_after_answer=True) == [  # it was told
+        '203.0.113.7:50123 - "GET /v1/users HTTP/1.1" 500']
 
 
 def test_actas_serve_does_not_log_a_successful_refresh() -> None:

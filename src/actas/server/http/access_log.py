@@ -73,7 +73,7 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500  # what the server answers for an app that raised before answering
+        status: int | None = None  # none sent yet
 
         async def noting_status(message: Message) -> None:
             nonlocal status
@@ -84,10 +84,12 @@ class AccessLog:
         try:
             await self.app(scope, receive, noting_status)
         except asyncio.CancelledError:
-            if status == 500:  # the client went away before any answer: nginx's 499
+            if status is None:  # the client went away before any answer: nginx's 499
                 status = CLIENT_CLOSED
             raise
         finally:
+            if status is None:  # what the server answers for an app that answered nothing
+                status = 500
             method = scope["method"]
             if not _is_refresh(method, scope["path"], status) \
                     and _log.isEnabledFor(logging.INFO):
