@@ -121,8 +121,9 @@ class _DriverRead:
     Only a file database's pool (a ``QueuePool``) lends one for keeps: an
     in-memory database lives in its pool's one connection per thread (or one in
     all), which must stay where the rest of the process finds it. The kept
-    connection is closed when the engine is disposed (``Engine.dispose``: a
-    test's teardown, a fork), and a fresh one taken at the next read."""
+    connection is closed when the engine is disposed (``Engine.dispose``, a
+    test's teardown), forgotten unclosed in a forked child (it is the parent's),
+    and a fresh one taken at the next read."""
 
     def __init__(self, dialect: Dialect) -> None:
         statement = _OWN_SESSION.compile(dialect=dialect)
