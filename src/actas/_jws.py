@@ -10,6 +10,7 @@ algorithms, compact form only) and is checked against PyJWT in the tests.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Any, Literal
 
@@ -115,6 +116,29 @@ _PKCS1 = padding.PKCS1v15()
 _SHA256 = hashes.SHA256()
 _ECDSA_SHA256 = ec.ECDSA(_SHA256)
 _P256_HALF_ORDER = P256_ORDER // 2
+# The DER DigestInfo that RSASSA-PKCS1-v1_5 puts before a SHA-256 hash (RFC 8017 §9.2, note 1).
+_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
+_sha256 = hashlib.sha256
+
+
+def verify_rs256(public_key: rsa.RSAPublicKey, signing_input: bytes, signature: bytes) -> None:
+    """Raise ``InvalidSignature`` unless ``signature`` is the RS256 signature of the input.
+
+    Verified the way RFC 8017 §8.2.2 describes RSASSA-PKCS1-v1_5: the signature
+    must be exactly as long as the modulus; the RSA public operation recovers
+    the encoded message, OpenSSL checks and strips its ``00 01 FF.. 00`` padding,
+    and what is left must equal, byte for byte, the DigestInfo of SHA-256 and
+    the input's hash (no DER parsing, so no parsing leniency to exploit). It is
+    the same check as ``RSAPublicKey.verify`` with PKCS1v15 and SHA-256, ~1 µs
+    (5%) faster per token on the SDK's hot path (``bench/verify.py`` prints both).
+    The length check is ours: the recovery accepts a signature with its leading
+    zero byte dropped, a second spelling of the same signature.
+    """
+    if len(signature) != (public_key.key_size + 7) >> 3:
+        raise InvalidSignature
+    recovered = public_key.recover_data_from_signature(signature, _PKCS1, None)
+    if recovered != _SHA256_DIGEST_INFO + _sha256(signing_input).digest():
+        raise InvalidSignature
 
 
 def verify(public_key: PublicKey, alg: Algorithm, signing_input: bytes, signature: bytes) -> None:
@@ -128,7 +152,7 @@ def verify(public_key: PublicKey, alg: Algorithm, signing_input: bytes, signatur
     has exactly one accepted text. ``sign`` produces the low S.
     """
     if alg == "RS256" and isinstance(public_key, rsa.RSAPublicKey):
-        public_key.verify(signature, signing_input, _PKCS1, _SHA256)
+        verify_rs256(public_key, signing_input, signature)
     elif alg == "ES256" and isinstance(public_key, ec.EllipticCurvePublicKey):
         if len(signature) != 64:
             raise InvalidSignature
