@@ -71,6 +71,7 @@ _HEAD_FOR_UPDATE = (select(AuditChainHead.last_seq, AuditChainHead.last_hash)
 _ALREADY_CHAINED = select(AuditEvent.id).where(
     AuditEvent.id.in_(bindparam("ids", expanding=True)))
 _APPEND = insert(AuditEvent)
+_STAGE = insert(AuditStaged)
 _MOVE_HEAD = (update(AuditChainHead).where(AuditChainHead.id == _HEAD_ID)
               .values(last_seq=bindparam("seq"), last_hash=bindparam("hash")))
 
@@ -152,7 +153,9 @@ class AuditLog:
             "reason": record.reason, "ip_address": _clip(record.origin.ip_address, 64),
             "user_agent": _clip(record.origin.user_agent, 512), "data": record.data,
         }
-        db.add(AuditStaged(**fields, mac=self._staged_mac(fields)))
+        # A Core INSERT on the transaction's connection, now: the ORM's unit of work
+        # cost three times the statement for a row nothing reads back.
+        db.connection().execute(_STAGE, {**fields, "mac": self._staged_mac(fields)})
         db.info.setdefault(STAGED, []).append(event_id)
         return event_id
 
