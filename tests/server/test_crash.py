@@ -9,8 +9,10 @@ the audit chain verifies. On SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 from tests.conftest import APP_ORIGIN, BACKENDS, SECRET_KEY
 from tests.support.databases import own_database
 from tests.support.flows import PASSWORD
-from tests.support.processes import ActasServer, actas_env, described, run_actas
+from tests.support.processes import HOST, ActasServer, actas_env, described, run_actas
 
 INSTANCE_SECRET = "crash-instance-secret-" + "c" * 32
 WRITERS = 4
@@ -136,3 +138,51 @@ def test_every_answered_write_survives_a_kill_9(database_url: str, tmp_path: Pat
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     verified = run_actas("audit", "verify", "--data-dir", "data", cwd=tmp_path, env=env)
     assert verified.returncode == 0, described(verified)
+
+
+def _workers_of(pid: int) -> list[int]:
+    """The granian worker processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == pid and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_the_workers_of_a_killed_server_stop_and_give_back_its_port(tmp_path: Path) -> None:
+    """SIGKILL runs no code in ``actas serve``, so it cannot stop its workers: they
+    went on as orphans, serving and holding the listening socket, and a restart on
+    the same port (what a supervisor does) failed with "address already in use".
+    Each worker now ends itself once its server is gone (``serving.follow_the_server``)."""
+    env = _env(f"sqlite:///{tmp_path / 'data' / 'actas.db'}")
+    with ActasServer(["--data-dir", "data", "--workers", "2"], cwd=tmp_path, env=env) as server:
+        assert server.pid is not None
+        workers = _workers_of(server.pid)
+        assert len(workers) == 2, server.output()
+        server.kill()
+    deadline = time.monotonic() + 120  # a worker looks every second; a loaded machine is slow
+    while any(_running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _running(pid)], server.output()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as again:
+        again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        again.bind((HOST, server.port))  # what a restarted server binds
+    assert "is gone: worker" in server.stdout() + server.stderr()

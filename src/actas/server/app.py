@@ -138,9 +138,11 @@ def from_environment() -> ASGIApp:
     """The serving app of one process of ``actas serve``, configured from the ``ACTAS_*``
     environment that the parent process resolved (the server's factory, see
     ``actas.server.serving``)."""
+    from actas.server import serving
     from actas.server.http import access_log
     from actas.server.settings import load_settings
 
+    serving.follow_the_server()  # a worker must not outlive the actas serve that started it
     access_log.install()  # each worker process configures its own loggers
     settings = load_settings()
     app = create_app(Instance.start(settings), background=True)

@@ -200,6 +200,7 @@ def _serve(args: argparse.Namespace) -> None:
              "ACTAS_FRONTEND_API_URL": args.frontend_api_url,
              "ACTAS_ALLOWED_ORIGINS": args.allowed_origins}
     os.environ.update({name: value for name, value in flags.items() if value})
+    os.environ[serving.SERVER_PID] = str(os.getpid())  # its workers end with it
     instance.engine.dispose()
     try:
         server.serve()

@@ -12,15 +12,21 @@ connections it serves last wait longest.
 Every worker builds its own app from the ``ACTAS_*`` environment the parent
 resolved (``app.from_environment``), started fresh (``spawn``: a forked
 child would inherit the parent's threads' locks and pools without their
-threads).
+threads), and ends itself when the ``actas serve`` process that started it is
+gone (``follow_the_server``).
 """
 
 from __future__ import annotations
 
 import copy
 import ipaddress
+import logging
 import multiprocessing
+import os
+import signal
 import socket
+import threading
+import time
 from typing import Any
 
 from granian import log as granian_log
@@ -32,6 +38,14 @@ from actas.server.http import access_log
 from actas.server.settings import Settings
 
 APP = "actas.server.app:from_environment"
+# Set by ``actas serve`` for its workers: its own process id (``follow_the_server``).
+SERVER_PID = "ACTAS_SERVE_PID"
+# How often a worker looks for the ``actas serve`` process that started it.
+FOLLOW_INTERVAL = 1.0
+# How long a worker told to stop (SIGTERM) may finish its requests before it is ended.
+FOLLOW_GRACE = 30.0
+
+log = logging.getLogger("actas.serving")
 
 
 def logging_config() -> dict[str, Any]:
@@ -91,3 +105,36 @@ def server(settings: Settings, *, workers: int) -> MPServer:
         # A worker that dies is started again (the app holds no state a restart loses).
         respawn_failed_workers=True,
     )
+
+
+def follow_the_server(*, interval: float = FOLLOW_INTERVAL, grace: float = FOLLOW_GRACE
+                      ) -> threading.Thread | None:
+    """In a worker process: end it once the ``actas serve`` process that started it is
+    gone; ``None`` (nothing to follow) in a process ``actas serve`` did not start.
+
+    A server killed with SIGKILL (the OOM killer, ``kill -9``) runs no code to
+    stop its workers, and granian's went on as orphans, holding the listening
+    socket: the supervisor's restart then failed with "address already in use",
+    while the orphans served on with no parent to restart them. A thread of
+    each worker checks its parent every ``interval`` seconds; once it is no
+    longer the server (the worker was handed to init), it sends the worker
+    SIGTERM, which granian answers by finishing its requests and exiting, and
+    ends the process outright if it is still there ``grace`` seconds later.
+    """
+    server_pid = os.environ.get(SERVER_PID, "")
+    if not server_pid.isdigit():
+        return None
+    parent = int(server_pid)
+
+    def follow() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        log.warning("the actas serve process (pid %d) is gone: worker %d stops", parent,
+                    os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(1)
+
+    thread = threading.Thread(target=follow, name="actas-follow-server", daemon=True)
+    thread.start()
+    return thread
