@@ -336,7 +336,7 @@ def test_kill_switch_catches_a_redemption_in_flight(backend: TestClient,
         with instance.transaction() as db:
             client, _ = clients.create(db, instance.now_ms())
             out["session"] = redemption.redeem(db, instance, ticket=ticket, client=client,
-                                               origin=RequestOrigin()).id
+                                               origin=RequestOrigin()).session.id
             claimed.set()
             release.wait(120)
 

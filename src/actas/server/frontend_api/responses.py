@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 from fastapi import Request, Response
@@ -47,9 +48,16 @@ def client_or_new(db: Db, instance: Instance, request: Request, response: Respon
 _USERS = select(User).where(User.id.in_(bindparam("ids", expanding=True)))  # built once
 
 
-def render_client(db: Db, client: Client, now_ms: int) -> ClientObject:
+def render_client(db: Db, client: Client, now_ms: int, *, loaded: Iterable[User] = ()
+                  ) -> ClientObject:
+    """The client object of ``client``; ``loaded``: users the caller's transaction has
+    loaded already (the one a sign-in just signed in), taken as they are rather than
+    read again (a third of the cost of answering a sign-in)."""
     rows = sessions.of_client(db, client, now_ms)
-    users = {u.id: u for u in db.scalars(_USERS, {"ids": list({s.user_id for s in rows})})}
+    users = {u.id: u for u in loaded}
+    missing = list({s.user_id for s in rows} - users.keys())
+    if missing:
+        users.update((u.id, u) for u in db.scalars(_USERS, {"ids": missing}))
     reasons = actor_tokens.reasons_of(db, rows)
     return client_object(client, [(s, users[s.user_id], reasons.get(s.id)) for s in rows],
                          now_ms)

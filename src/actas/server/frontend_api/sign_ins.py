@@ -14,7 +14,7 @@ from actas._errors import (
 )
 from actas.server import rate_limits, sessions, users
 from actas.server.audit import Record
-from actas.server.db.schema import Client
+from actas.server.db.schema import Client, User
 from actas.server.db.schema import Session as SessionRow
 from actas.server.frontend_api import read_only
 from actas.server.frontend_api.responses import Envelope, client_or_new, render_client
@@ -74,10 +74,11 @@ def sign_in(request: Request, response: Response, body: SignInBody,
         with redemption.attempt(instance, ticket=body.ticket, origin=origin) as settle, \
                 instance.transaction() as db:
             client = client_or_new(db, instance, request, response)
-            session = redemption.redeem(db, instance, ticket=body.ticket, client=client,
-                                        origin=origin)
+            redeemed = redemption.redeem(db, instance, ticket=body.ticket, client=client,
+                                         origin=origin)
             settle(db)
-            return _complete(db, instance, client, session, identifier=None)
+            return _complete(db, instance, client, redeemed.session, redeemed.user,
+                             identifier=None)
     assert body.identifier is not None and body.password is not None
     identifier = body.identifier.strip().lower()
     with instance.transaction() as db:
@@ -112,11 +113,12 @@ def sign_in(request: Request, response: Response, body: SignInBody,
         users.require_not_banned(user)
         client = client_or_new(db, instance, request, response)
         session = sessions.create(db, instance, user=user, client=client, origin=origin)
-        return _complete(db, instance, client, session, identifier=body.identifier)
+        return _complete(db, instance, client, session, user, identifier=body.identifier)
 
 
-def _complete(db: Db, instance: Instance, client: Client, session: SessionRow,
+def _complete(db: Db, instance: Instance, client: Client, session: SessionRow, user: User,
               identifier: str | None) -> Envelope[SignInObject]:
     attempt = SignInObject(id=session.id.replace("sess_", "sia_"), identifier=identifier,
                            created_session_id=session.id, abandon_at=session.abandon_at)
-    return Envelope(response=attempt, client=render_client(db, client, instance.now_ms()))
+    return Envelope(response=attempt,
+                    client=render_client(db, client, instance.now_ms(), loaded=(user,)))

@@ -85,4 +85,4 @@ def sign_up(request: Request, response: Response, body: SignUpBody,
                                last_name=user.last_name, created_user_id=user.id,
                                created_session_id=session.id, abandon_at=session.abandon_at)
         return Envelope(response=attempt,
-                        client=render_client(db, client, instance.now_ms()))
+                        client=render_client(db, client, instance.now_ms(), loaded=(user,)))

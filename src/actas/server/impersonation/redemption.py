@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session as Db
 
 from actas._errors import (
@@ -39,7 +39,14 @@ from actas._errors import (
 )
 from actas.server import credentials, operators, rate_limits, sessions
 from actas.server.audit import Record, RequestOrigin
-from actas.server.db.schema import AccessRequest, ActorToken, Client, Operator, RateLimitCounter
+from actas.server.db.schema import (
+    AccessRequest,
+    ActorToken,
+    Client,
+    Operator,
+    RateLimitCounter,
+    User,
+)
 from actas.server.db.schema import Session as SessionRow
 from actas.server.impersonation import actor_tokens, policy
 from actas.server.impersonation.actor_tokens import TICKET_PREFIX
@@ -99,8 +106,24 @@ def attempt(instance: Instance, *, ticket: str, origin: RequestOrigin
             rate_limits.refund(db, charge)
 
 
+# The claim, built once: the row comes back from the UPDATE that consumes it (RETURNING),
+# so a redemption reads it again only when the claim failed, to say why. An object of
+# that row the transaction holds already is refreshed with what the UPDATE returned.
+_CLAIM = (update(ActorToken)
+          .where(ActorToken.token_digest == bindparam("digest"),
+                 ActorToken.status == "pending", ActorToken.expires_at > bindparam("now"))
+          .values(status="accepted", accepted_at=bindparam("now"), updated_at=bindparam("now"))
+          .returning(ActorToken)
+          .execution_options(synchronize_session=False, populate_existing=True))
+
+
+class Redeemed(NamedTuple):
+    session: SessionRow
+    user: User  # the impersonated user, as the policy check loaded it
+
+
 def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
-              origin: RequestOrigin) -> SessionRow:
+           origin: RequestOrigin) -> Redeemed:
     """Consume ``ticket`` and create the impersonation session on ``client``.
 
     Raises a ``TicketRejected`` leaf (unknown, expired, revoked, already used)
@@ -112,16 +135,9 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
         raise TicketInvalid()
     digest = credentials.digest(ticket)
     now = instance.now_ms()
-    claimed = db.execute(
-        update(ActorToken)
-        .where(ActorToken.token_digest == digest, ActorToken.status == "pending",
-               ActorToken.expires_at > now)
-        .values(status="accepted", accepted_at=now, updated_at=now)
-    )
-    token = db.scalar(select(ActorToken).where(ActorToken.token_digest == digest))
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        raise _why_not(token)
-    assert token is not None
+    token = db.scalars(_CLAIM, {"digest": digest, "now": now}).one_or_none()
+    if token is None:
+        raise _why_not(db.scalar(select(ActorToken).where(ActorToken.token_digest == digest)))
     # The policy again: the operator or the user may have changed since the ticket.
     user = policy.recheck(db, instance.settings, token, now_ms=now)
     actor = {**token.actor}
@@ -154,7 +170,7 @@ def redeem(db: Db, instance: Instance, *, ticket: str, client: Client,
         session_id=session.id, actor_token_id=token.id, reason=token.reason, origin=origin,
         data={"actor": actor, "mode": mode}))
     db.flush()
-    return session
+    return Redeemed(session, user)
 
 
 def _within_grant(db: Db, token: ActorToken, now: int) -> int:

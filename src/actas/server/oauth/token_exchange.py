@@ -274,7 +274,8 @@ def _session_jwt(instance: Instance, ticket: str, origin: RequestOrigin) -> JSON
     refresh the session), and answer with the impersonation's first session token."""
     with instance.transaction() as db:
         client, _never_given = clients.create(db, instance.now_ms())
-        session = redemption.redeem(db, instance, ticket=ticket, client=client, origin=origin)
+        session = redemption.redeem(db, instance, ticket=ticket, client=client,
+                                    origin=origin).session
         signer = instance.keys.current_signer(db, instance.now_ms())
         minted = session_tokens.mint(instance, session, signer, azp=None)
     return JSONResponse({
