@@ -459,6 +459,32 @@ def test_events_left_staged_by_a_stopped_process_are_chained_at_the_next_start(
         assert restarted.audit.verify(db).ok
 
 
+def test_a_sealed_copy_of_a_chained_event_is_caught_by_the_next_writer_too(
+        instance: Instance, engine: Engine) -> None:
+    """A writer does not check its own fresh events for being copies of chained ones
+    (``chain_staged``'s ``own``), but still checks everything else its batch takes: a
+    staged row copied, seal and all, before the original was chained is recorded as
+    altered by whichever transaction chains it, not chained a second time."""
+    _stage_without_chaining(instance, Record(type="actor_token.created", actor_sub="op_a"))
+    with engine.begin() as connection:
+        original = connection.execute(select(STAGED)).one()._asdict()
+        del original["id"]
+    instance.chainer.chain_all()
+    [first] = _chained(instance)
+    with engine.begin() as connection:
+        connection.execute(insert(STAGED).values(**original))  # the copy, still sealed
+
+    instance.record_alone(Record(type="test.next"))  # an ordinary writer chains the copy
+
+    chained = _chained(instance)
+    assert [e.type for e in chained] == [
+        "actor_token.created", "audit.staged_event_altered", "test.next"]
+    assert chained[1].data["claimed_event_id"] == first.id
+    assert [e.id for e in chained].count(first.id) == 1
+    with instance.snapshot() as db:
+        assert instance.audit.verify(db).ok
+
+
 @pytest.mark.parametrize("case", ["edited", "forged", "non_ascii_seal", "unparseable",
                                   "replayed"])
 def test_a_staged_event_edited_or_forged_before_chaining_is_recorded_as_altered(

@@ -37,7 +37,7 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,11 +159,16 @@ class AuditLog:
         db.info.setdefault(STAGED, []).append(event_id)
         return event_id
 
-    def chain_staged(self, db: Db, *, now_ms: int, limit: int = CHAIN_BATCH
-                     ) -> list[AuditEvent]:
+    def chain_staged(self, db: Db, *, now_ms: int, limit: int = CHAIN_BATCH,
+                     own: Collection[str] = ()) -> list[AuditEvent]:
         """Move up to ``limit`` staged events into the chain, in staging order, and return
         them. Holds the chain head's lock until the caller's transaction ends: keep that
-        transaction short (it is four statements, written in Core for that reason)."""
+        transaction short (it is four statements, written in Core for that reason).
+
+        ``own``: ids of events the caller's transaction staged itself, fresh and never
+        chained, so not checked for being copies of chained ones (the one statement a
+        writer chaining its own events would spend on that; an id that somehow were in
+        the chain already would still fail the INSERT, and the whole batch with it)."""
         # Core statements on the transaction's connection: none of the ORM's work is
         # needed here, and it would cost more than the statements. (Flushed first:
         # the caller's transaction may hold events it staged and has not written.)
@@ -176,8 +181,10 @@ class AuditLog:
         if not taken:
             return []
         staged = [(self._unsealed(row), row) for row in sorted(taken, key=lambda row: row[0])]
-        claimed = [fields["event_id"] for fields, _row in staged if fields is not None]
-        replayed = set(connection.scalars(_ALREADY_CHAINED, {"ids": claimed}))
+        claimed = [fields["event_id"] for fields, _row in staged
+                   if fields is not None and fields["event_id"] not in own]
+        replayed = set(connection.scalars(_ALREADY_CHAINED, {"ids": claimed})) if claimed \
+            else set()
         seq, prev_hash = head
         rows = []
         for fields, row in staged:

@@ -99,9 +99,10 @@ class Chainer:
         anyway. In a savepoint: should chaining fail, the caller's work still commits,
         its events stay staged, and ``after_commit`` (then the worker) tries again."""
         db.flush()  # the caller's own writes, outside the guard: their failure is theirs
+        own = frozenset(db.info.get(STAGED, ()))
         try:
             with db.begin_nested():
-                while self._chain_batch(db) == CHAIN_BATCH:
+                while self._chain_batch(db, own=own) == CHAIN_BATCH:
                     pass
         except Exception:
             if not db.in_transaction() or not db.get_transaction().is_active:  # type: ignore[union-attr]
@@ -110,10 +111,11 @@ class Chainer:
             return
         db.info.pop(STAGED, None)
 
-    def _chain_batch(self, db: Db) -> int:
-        """Chain one batch of staged events and queue their webhooks and mail."""
+    def _chain_batch(self, db: Db, *, own: frozenset[str] = frozenset()) -> int:
+        """Chain one batch of staged events and queue their webhooks and mail; ``own``:
+        the ids of the events the caller's transaction staged (``chain_staged``)."""
         instance = self._instance
-        chained = instance.audit.chain_staged(db, now_ms=instance.now_ms())
+        chained = instance.audit.chain_staged(db, now_ms=instance.now_ms(), own=own)
         webhooks.enqueue(db, instance, chained)
         notices.queue_for(db, instance, chained)  # the user's mail, from the outbox
         return len(chained)
