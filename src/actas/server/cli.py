@@ -371,10 +371,11 @@ def _create_user(args: argparse.Namespace) -> None:
 
     password = None if args.no_password else _read_password(args.password)
     instance = _instance(args)
+    password_hash = users.hash_password(instance, password)  # not under the write lock
     with instance.transaction() as db:
         user = users.create(db, instance, email_addresses=[args.email], username=args.username,
                             first_name=args.first_name, last_name=args.last_name,
-                            password=password)
+                            password_hash=password_hash)
         print(json.dumps({"id": user.id, "email_address": args.email}))
 
 

@@ -52,6 +52,7 @@ class DevConfig:
 
 def seed(instance: Instance) -> None:
     """Create the demo operators and users if they are not there yet."""
+    user_password_hash = users.hash_password(instance, USER_PASSWORD)  # not under the lock
     with instance.transaction() as db:
         for email, role, name in OPERATORS:
             if db.scalar(select(Operator.id).where(Operator.email_address == email)) is None:
@@ -60,7 +61,7 @@ def seed(instance: Instance) -> None:
         for spec in USERS:
             if users.find_by_identifier(db, spec["email"]) is None:
                 users.create(db, instance, email_addresses=[spec["email"]],
-                             password=USER_PASSWORD, first_name=spec["first_name"],
+                             password_hash=user_password_hash, first_name=spec["first_name"],
                              last_name=spec["last_name"],
                              public_metadata=spec.get("public_metadata"))
 

@@ -110,7 +110,6 @@ def create(
     *,
     email_addresses: Sequence[str] = (),
     username: str | None = None,
-    password: str | None = None,
     first_name: str | None = None,
     last_name: str | None = None,
     external_id: str | None = None,
@@ -120,8 +119,8 @@ def create(
     protected: bool = False,
     password_hash: str | None = None,
 ) -> User:
-    """Create a user. ``password_hash`` (from ``hash_password``, computed before the
-    transaction) spares the database's write lock the 64 MiB argon2 run."""
+    """Create a user. A password comes as ``password_hash`` (``hash_password``, before
+    the transaction): the 64 MiB argon2 run must not hold the database's write lock."""
     now = instance.now_ms()
     emails = list(dict.fromkeys(normalize_email(e) for e in email_addresses))
     if not emails and username is None:
@@ -129,16 +128,13 @@ def create(
             "A user needs an email address or a username.",
             code="form_param_missing", param_name="email_address",
         )
-    if password is not None:
-        check_password(password)
     user = User(
         id=ids.new_id(ids.USER, now),
         username=normalize_username(username) if username is not None else None,
         first_name=first_name,
         last_name=last_name,
         external_id=external_id,
-        password_hash=password_hash if password_hash is not None else
-        instance.passwords.hash(password) if password is not None else None,
+        password_hash=password_hash,
         public_metadata=check_metadata("public_metadata", public_metadata or {}),
         private_metadata=check_metadata("private_metadata", private_metadata or {}),
         unsafe_metadata=check_metadata("unsafe_metadata", unsafe_metadata or {}),
