@@ -90,6 +90,4 @@ def token_from(request: Any) -> str | None:
 def authenticate_request(request: Any, *, verifier: Verifier) -> Auth:
     """Who made ``request``: a signed-in ``Auth`` (with ``actor`` if impersonated) or a
     signed-out one that says why. Never calls actas: the token is verified locally."""
-    if type(request) is dict and "headers" in request and "type" in request:
-        return verifier.authenticate(_from_asgi_scope(request))  # token_from's first case
     return verifier.authenticate(token_from(request))

@@ -291,15 +291,9 @@ class Verifier:
             raise TokenPartyUnauthorized(f"The token was issued to {azp!r}.")
         actor = None
         if act is not None:
-            act_get = act.get if type(act) is dict else None
-            if act_get is None or type(act_get("sub")) is not str:
+            if type(act) is not dict or type(act.get("sub")) is not str:
                 raise TokenMalformed("The token's act claim is not an actor with a sub.")
-            if act_get("act") is None:  # Actor.from_claim's usual case, inlined
-                iss, sid = act_get("iss"), act_get("sid")
-                actor = _new_tuple(Actor, (act_get("sub"), iss if type(iss) is str else None,
-                                           sid if type(sid) is str else None, act, ()))
-            else:
-                actor = Actor.from_claim(act)
+            actor = Actor.from_claim(act)
         # tuple.__new__ and not Auth(...): the named tuple's own __new__ is one Python
         # frame more per first-seen token, for keyword defaults this call never uses.
         return _new_tuple(Auth, (sub, get("sid"), actor, claims, token, None,
